@@ -1,0 +1,88 @@
+/**
+ * The engine: runs pipelines so that a retry, a resume or a replay never pays for a completed step twice.
+ * A service (`Context.Tag`) over an `EventStore`.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Event from "./Event.js"
+import { EventStore, type RunFilter, type RunRecord } from "./EventStore.js"
+import type * as Failure from "./Failure.js"
+import * as internal from "./internal/engine.js"
+import type * as Journal from "./Journal.js"
+import type { Pipeline } from "./Pipeline.js"
+import type { RunContext } from "./RunContext.js"
+import type { RunNotFound } from "./RunError.js"
+import type { StoreError } from "./StoreError.js"
+
+export type { EngineError, EngineOptions, ReplayReport, ResumeOptions, RunError, RunOptions } from "./internal/engine.js"
+export type { ReplayEntry } from "./internal/runner.js"
+
+export interface EngineService {
+  /** This worker's name in leases. */
+  readonly owner: string
+  /**
+   * Run a pipeline, idempotently by key (default: derived from the input). A completed run returns its
+   * stored output; a deterministic failure its stored failure, executing nothing; a transient failure
+   * or a dead worker's run is resumed with completed steps served from the log.
+   */
+  readonly run: <I, O, E, R>(
+    pipeline: Pipeline<I, O, E, R>,
+    input: I,
+    options?: internal.RunOptions
+  ) => Effect.Effect<O, internal.RunError, Exclude<R, RunContext>>
+  /** Continue a failed run (any classification) after a fix; completed steps cost nothing. */
+  readonly resume: <I, O, E, R>(
+    pipeline: Pipeline<I, O, E, R>,
+    runId: string,
+    options?: internal.ResumeOptions
+  ) => Effect.Effect<O, internal.RunError, Exclude<R, RunContext>>
+  /** Re-execute the pipeline's code against the log with no side effects and report each step. */
+  readonly replay: <I, O, E, R>(
+    pipeline: Pipeline<I, O, E, R>,
+    runId: string
+  ) => Effect.Effect<internal.ReplayReport, internal.EngineError | Failure.Deterministic, Exclude<R, RunContext>>
+  /** A run by id or unique id prefix. */
+  readonly getRun: (runIdOrPrefix: string) => Effect.Effect<RunRecord, RunNotFound | StoreError>
+  readonly runs: (filter: RunFilter) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+  readonly events: (runId: string) => Effect.Effect<ReadonlyArray<Event.Event>, StoreError | Event.UnknownEvent>
+  /** A run's journal folded: steps, attempts, outcome. */
+  readonly state: (runId: string) => Effect.Effect<Journal.RunState, StoreError | Event.UnknownEvent>
+}
+
+export class Engine extends Context.Tag("@ledgerflow/core/Engine")<Engine, EngineService>() {}
+
+/** The engine over whatever `EventStore` is provided. */
+export const layer = (options?: internal.EngineOptions): Layer.Layer<Engine, never, EventStore> =>
+  Layer.effect(Engine, Effect.map(EventStore, (store) => internal.make(store, options)))
+
+export const run = <I, O, E, R>(
+  pipeline: Pipeline<I, O, E, R>,
+  input: I,
+  options?: internal.RunOptions
+): Effect.Effect<O, internal.RunError, Engine | Exclude<R, RunContext>> =>
+  Effect.flatMap(Engine, (engine) => engine.run(pipeline, input, options))
+
+export const resume = <I, O, E, R>(
+  pipeline: Pipeline<I, O, E, R>,
+  runId: string,
+  options?: internal.ResumeOptions
+): Effect.Effect<O, internal.RunError, Engine | Exclude<R, RunContext>> =>
+  Effect.flatMap(Engine, (engine) => engine.resume(pipeline, runId, options))
+
+export const replay = <I, O, E, R>(
+  pipeline: Pipeline<I, O, E, R>,
+  runId: string
+): Effect.Effect<internal.ReplayReport, internal.EngineError | Failure.Deterministic, Engine | Exclude<R, RunContext>> =>
+  Effect.flatMap(Engine, (engine) => engine.replay(pipeline, runId))
+
+export const getRun = (runIdOrPrefix: string): Effect.Effect<RunRecord, RunNotFound | StoreError, Engine> =>
+  Effect.flatMap(Engine, (engine) => engine.getRun(runIdOrPrefix))
+
+export const runs = (filter: RunFilter = {}): Effect.Effect<ReadonlyArray<RunRecord>, StoreError, Engine> =>
+  Effect.flatMap(Engine, (engine) => engine.runs(filter))
+
+export const events = (
+  runId: string
+): Effect.Effect<ReadonlyArray<Event.Event>, StoreError | Event.UnknownEvent, Engine> =>
+  Effect.flatMap(Engine, (engine) => engine.events(runId))

@@ -1,0 +1,230 @@
+/**
+ * The event log's vocabulary: every state change of a run is one of these, Schema-encoded with a type tag
+ * and a format version, timestamps in epoch milliseconds. Run status is a projection of them.
+ */
+import * as Effect from "effect/Effect"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as Failure from "./Failure.js"
+import { Usage } from "./Usage.js"
+
+/** The format version written with every event. Readers refuse versions they do not know. */
+export const FORMAT_VERSION = 1
+
+const at = Schema.Number
+
+/** A run was created by its first claim. `input` is the pipeline input, encoded with its Schema. */
+export class RunStarted extends Schema.TaggedClass<RunStarted>()("RunStarted", {
+  at,
+  pipeline: Schema.String,
+  version: Schema.String,
+  key: Schema.String,
+  input: Schema.Unknown,
+  inputHash: Schema.String,
+  parentRunId: Schema.optional(Schema.String),
+  correlationId: Schema.optional(Schema.String)
+}) {}
+
+/** An existing run is executed again: after a transient failure, a takeover, or an explicit resume. */
+export class RunResumed extends Schema.TaggedClass<RunResumed>()("RunResumed", {
+  at,
+  reason: Schema.String
+}) {}
+
+/** A worker took the run's lease; later appends must carry `token`. */
+export class LeaseTaken extends Schema.TaggedClass<LeaseTaken>()("LeaseTaken", {
+  at,
+  owner: Schema.String,
+  token: Schema.Number,
+  expiresAt: Schema.Number
+}) {}
+
+/** Made durable before the body of an irreversible step runs. */
+export class StepStarted extends Schema.TaggedClass<StepStarted>()("StepStarted", {
+  at,
+  stepId: Schema.String,
+  name: Schema.String,
+  inputHash: Schema.String,
+  attempt: Schema.Number,
+  idempotencyKey: Schema.String
+}) {}
+
+/** One attempt of a step failed. `retryDelayMs` is set when it will be retried, `giveUp` when not. */
+export class StepAttemptFailed extends Schema.TaggedClass<StepAttemptFailed>()("StepAttemptFailed", {
+  at,
+  stepId: Schema.String,
+  name: Schema.String,
+  inputHash: Schema.String,
+  attempt: Schema.Number,
+  startedAt: Schema.Number,
+  failure: Failure.Failure,
+  retryDelayMs: Schema.optional(Schema.Number),
+  giveUp: Schema.optional(Schema.String),
+  usage: Schema.optional(Schema.Array(Usage))
+}) {}
+
+/** A step completed; `output` is encoded with the step's output Schema and decoded only when served. */
+export class StepCompleted extends Schema.TaggedClass<StepCompleted>()("StepCompleted", {
+  at,
+  stepId: Schema.String,
+  name: Schema.String,
+  inputHash: Schema.String,
+  attempt: Schema.Number,
+  startedAt: Schema.Number,
+  output: Schema.Unknown,
+  usage: Schema.optional(Schema.Array(Usage))
+}) {}
+
+/** Completions a resumed execution served from the log instead of running them: what it saved. */
+export class StepsServed extends Schema.TaggedClass<StepsServed>()("StepsServed", {
+  at,
+  stepIds: Schema.Array(Schema.String)
+}) {}
+
+export class CompensationStarted extends Schema.TaggedClass<CompensationStarted>()("CompensationStarted", {
+  at,
+  stepId: Schema.String,
+  attempt: Schema.Number
+}) {}
+
+export class CompensationCompleted extends Schema.TaggedClass<CompensationCompleted>()("CompensationCompleted", {
+  at,
+  stepId: Schema.String,
+  attempt: Schema.Number
+}) {}
+
+export class CompensationFailed extends Schema.TaggedClass<CompensationFailed>()("CompensationFailed", {
+  at,
+  stepId: Schema.String,
+  attempt: Schema.Number,
+  failure: Failure.Failure,
+  retryDelayMs: Schema.optional(Schema.Number)
+}) {}
+
+/** The run finished; `output` is encoded with the pipeline's output Schema. */
+export class RunCompleted extends Schema.TaggedClass<RunCompleted>()("RunCompleted", {
+  at,
+  output: Schema.Unknown
+}) {}
+
+/** The run failed; `stepId` names the step whose failure ended it, if a step did. */
+export class RunFailed extends Schema.TaggedClass<RunFailed>()("RunFailed", {
+  at,
+  failure: Failure.Failure,
+  fingerprint: Schema.String,
+  stepId: Schema.optional(Schema.String)
+}) {}
+
+export class RunRolledBack extends Schema.TaggedClass<RunRolledBack>()("RunRolledBack", {
+  at
+}) {}
+
+/** The run cannot go on by itself: a person must look (e.g. an irreversible step in doubt). */
+export class RunNeedsAttention extends Schema.TaggedClass<RunNeedsAttention>()("RunNeedsAttention", {
+  at,
+  reason: Schema.String,
+  pending: Schema.Array(Schema.String)
+}) {}
+
+export class RunCancelled extends Schema.TaggedClass<RunCancelled>()("RunCancelled", {
+  at,
+  reason: Schema.String
+}) {}
+
+export const Event = Schema.Union(
+  RunStarted,
+  RunResumed,
+  LeaseTaken,
+  StepStarted,
+  StepAttemptFailed,
+  StepCompleted,
+  StepsServed,
+  CompensationStarted,
+  CompensationCompleted,
+  CompensationFailed,
+  RunCompleted,
+  RunFailed,
+  RunRolledBack,
+  RunNeedsAttention,
+  RunCancelled
+)
+
+export type Event = typeof Event.Type
+
+export type EventType = Event["_tag"]
+
+/** The event types this reader knows, with the newest format version of each. */
+export const knownTypes: ReadonlySet<string> = new Set<string>(Event.members.map((m) => m.identifier))
+
+/** An event as the store keeps it: envelope columns plus the encoded body as JSON text. */
+export interface StoredEvent {
+  readonly runId: string
+  readonly seq: number
+  readonly type: string
+  readonly v: number
+  readonly at: number
+  readonly data: string
+}
+
+/** An event encoded for appending; the store assigns `runId` and `seq`. */
+export interface NewEvent {
+  readonly type: string
+  readonly v: number
+  readonly at: number
+  readonly data: string
+}
+
+/** The log holds an event this code does not know: written by a newer ledgerflow, or damaged. */
+export class UnknownEvent extends Schema.TaggedError<UnknownEvent>()("UnknownEvent", {
+  runId: Schema.String,
+  seq: Schema.Number,
+  type: Schema.String,
+  v: Schema.Number,
+  message: Schema.String
+}) {}
+
+const encodeEvent = Schema.encodeSync(Event)
+const decodeEvent = Schema.decodeUnknownEither(Event)
+
+/** Encode an event for the store. Events are built by the engine, so a failure here is a bug. */
+export const encode = (event: Event): NewEvent => ({
+  type: event._tag,
+  v: FORMAT_VERSION,
+  at: event.at,
+  data: JSON.stringify(encodeEvent(event))
+})
+
+/** Decode a stored event; an unknown type or a newer version is an `UnknownEvent` naming it. */
+export const decode = (stored: StoredEvent): Effect.Effect<Event, UnknownEvent> => {
+  const unknown = (message: string) =>
+    new UnknownEvent({ runId: stored.runId, seq: stored.seq, type: stored.type, v: stored.v, message })
+  if (!knownTypes.has(stored.type)) {
+    return Effect.fail(unknown(
+      `event #${stored.seq} of run ${stored.runId} has type "${stored.type}", which this version of ledgerflow does not know; upgrade ledgerflow to read this log`
+    ))
+  }
+  if (stored.v > FORMAT_VERSION || stored.v < 1) {
+    return Effect.fail(unknown(
+      `event #${stored.seq} (${stored.type}) of run ${stored.runId} has format version ${stored.v}; this ledgerflow reads versions 1..${FORMAT_VERSION}; upgrade ledgerflow to read this log`
+    ))
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(stored.data)
+  } catch {
+    return Effect.fail(unknown(`event #${stored.seq} (${stored.type}) of run ${stored.runId} is not valid JSON`))
+  }
+  const decoded = decodeEvent(json)
+  if (decoded._tag === "Left") {
+    return Effect.fail(unknown(
+      `event #${stored.seq} (${stored.type}) of run ${stored.runId} does not match its schema: ${
+        ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+      }`
+    ))
+  }
+  return Effect.succeed(decoded.right)
+}
+
+/** Decode a run's stored events in order. */
+export const decodeAll = (stored: ReadonlyArray<StoredEvent>): Effect.Effect<Array<Event>, UnknownEvent> =>
+  Effect.forEach(stored, decode)

@@ -1,0 +1,143 @@
+/**
+ * The `EventStore` port: an append-only, per-run ordered log plus a run projection updated in the same
+ * transaction, atomic key claims and fenced leases. Adapters live in `@ledgerflow/store`; the in-memory
+ * reference implementation is here, for tests.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type { NewEvent, StoredEvent } from "./Event.js"
+import { makeMemory } from "./internal/memoryStore.js"
+import type { LeaseLost, SeqConflict, StoreError } from "./StoreError.js"
+
+export type RunStatus =
+  | "running"
+  | "completed"
+  | "failed"
+  | "compensating"
+  | "rolled_back"
+  | "needs_attention"
+  | "cancelled"
+
+export const RunStatus = Schema.Literal(
+  "running",
+  "completed",
+  "failed",
+  "compensating",
+  "rolled_back",
+  "needs_attention",
+  "cancelled"
+)
+
+/** The projection of a run's log that the store keeps beside it. */
+export interface RunRecord {
+  readonly runId: string
+  readonly pipeline: string
+  readonly version: string
+  readonly key: string
+  readonly status: RunStatus
+  readonly createdAt: number
+  readonly updatedAt: number
+  /** The seq of the last event appended. */
+  readonly lastSeq: number
+  readonly owner: string
+  /** The fencing token: incremented by every takeover; appends must carry the current one. */
+  readonly leaseToken: number
+  readonly leaseExpiresAt: number
+  /** `"transient"` or `"deterministic"` when the run failed. */
+  readonly failureClass?: string | undefined
+  readonly failureFingerprint?: string | undefined
+  readonly failureReason?: string | undefined
+  readonly parentRunId?: string | undefined
+  readonly correlationId?: string | undefined
+}
+
+/** What an append changes in the run projection, in the same transaction. */
+export interface RunPatch {
+  readonly status?: RunStatus
+  /** Set with a `failed` status; cleared (null) when the run is resumed. */
+  readonly failure?: {
+    readonly failureClass: string
+    readonly failureFingerprint: string
+    readonly failureReason: string
+  } | null
+}
+
+export interface ClaimRequest {
+  readonly runId: string
+  readonly pipeline: string
+  readonly version: string
+  readonly key: string
+  readonly owner: string
+  readonly now: number
+  readonly leaseExpiresAt: number
+  readonly parentRunId?: string | undefined
+  readonly correlationId?: string | undefined
+  /** The run's first events (RunStarted, LeaseTaken), appended only when the claim creates the run. */
+  readonly events: ReadonlyArray<NewEvent>
+}
+
+/** The run was created by this claim, or it already existed (and nothing was written). */
+export type ClaimResult =
+  | { readonly _tag: "Created"; readonly run: RunRecord }
+  | { readonly _tag: "Existing"; readonly run: RunRecord }
+
+export interface AcquireRequest {
+  readonly runId: string
+  /** The token the caller saw; the acquire fails if another worker took the run since. */
+  readonly expectedToken: number
+  readonly owner: string
+  readonly now: number
+  readonly leaseExpiresAt: number
+  /** When true, the current lease must have expired (a takeover from a dead worker). */
+  readonly requireExpired: boolean
+  /** Appended with the new token (RunResumed, LeaseTaken). */
+  readonly events: (token: number) => ReadonlyArray<NewEvent>
+  readonly patch?: RunPatch
+}
+
+export interface AppendRequest {
+  readonly runId: string
+  readonly token: number
+  /** When set, the append fails unless the run's last seq is this one. */
+  readonly expectedSeq?: number
+  readonly events: ReadonlyArray<NewEvent>
+  readonly patch?: RunPatch
+  readonly now: number
+}
+
+export interface RunFilter {
+  readonly status?: RunStatus | undefined
+  readonly pipeline?: string | undefined
+  readonly key?: string | undefined
+  /** Runs updated at or after this epoch millisecond. */
+  readonly since?: number | undefined
+  readonly limit?: number | undefined
+}
+
+export interface EventStoreService {
+  /** Atomically create the run for (pipeline, key), or report the one that exists. */
+  readonly claim: (request: ClaimRequest) => Effect.Effect<ClaimResult, StoreError>
+  /** Take an existing run's lease (compare-and-set on its token), bumping the token. */
+  readonly acquire: (request: AcquireRequest) => Effect.Effect<RunRecord, LeaseLost | StoreError>
+  /** Append events and patch the projection in one transaction; returns the new last seq. */
+  readonly append: (request: AppendRequest) => Effect.Effect<number, LeaseLost | SeqConflict | StoreError>
+  /** Extend the lease of the current owner. */
+  readonly renew: (
+    request: { readonly runId: string; readonly token: number; readonly leaseExpiresAt: number; readonly now: number }
+  ) => Effect.Effect<void, LeaseLost | StoreError>
+  readonly getRun: (runId: string) => Effect.Effect<Option.Option<RunRecord>, StoreError>
+  readonly findByKey: (pipeline: string, key: string) => Effect.Effect<Option.Option<RunRecord>, StoreError>
+  /** Runs whose id starts with `prefix` (for ids typed by people); at most `limit`. */
+  readonly findByPrefix: (prefix: string, limit: number) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+  readonly listRuns: (filter: RunFilter) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+  /** A run's events in seq order, from `fromSeq` (inclusive, default 1). */
+  readonly readEvents: (runId: string, fromSeq?: number) => Effect.Effect<ReadonlyArray<StoredEvent>, StoreError>
+}
+
+export class EventStore extends Context.Tag("@ledgerflow/core/EventStore")<EventStore, EventStoreService>() {}
+
+/** The in-memory reference store: for tests and examples that need no file. Each layer build is empty. */
+export const layerMemory: Layer.Layer<EventStore> = Layer.sync(EventStore, makeMemory)

@@ -1,0 +1,178 @@
+/**
+ * The failure model: every failure a step can have is either `Transient` (may heal: retry with backoff)
+ * or `Deterministic` (cannot heal: fail at once). Both are Schema-tagged errors, so they cross the event
+ * log and come back equal.
+ */
+import * as Duration from "effect/Duration"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+/**
+ * A JSON-safe summary of the raw error behind a failure: enough to act on and to fingerprint, never the
+ * raw object (which may hold sockets, requests or secrets).
+ */
+export class ErrorInfo extends Schema.Class<ErrorInfo>("ErrorInfo")({
+  name: Schema.String,
+  message: Schema.String,
+  code: Schema.optional(Schema.String),
+  status: Schema.optional(Schema.Number),
+  type: Schema.optional(Schema.String)
+}) {}
+
+const failureFields = {
+  /** A human reason: what failed, and the classifier rule that decided. */
+  reason: Schema.String,
+  /** The classifier rule that fired (e.g. `http-status`, `sqlite-code`), when classified. */
+  rule: Schema.optional(Schema.String),
+  /** The raw error, summarised. */
+  cause: Schema.optional(ErrorInfo)
+}
+
+/** A failure that may heal: retried with backoff, never sooner than `retryAfter`. */
+export class Transient extends Schema.TaggedError<Transient>()("Transient", {
+  ...failureFields,
+  /** The server's hint: do not retry before this much time has passed. */
+  retryAfter: Schema.optional(Schema.DurationFromMillis)
+}) {}
+
+/** A failure that cannot heal by waiting: never retried; the run fails at once. */
+export class Deterministic extends Schema.TaggedError<Deterministic>()("Deterministic", failureFields) {}
+
+/** Either classification. */
+export type Failure = Transient | Deterministic
+
+/** The Schema of either classification, as journaled. */
+export const Failure: Schema.Union<[typeof Transient, typeof Deterministic]> = Schema.Union(Transient, Deterministic)
+
+export const isTransient = (u: unknown): u is Transient => u instanceof Transient
+
+export const isDeterministic = (u: unknown): u is Deterministic => u instanceof Deterministic
+
+export const isFailure = (u: unknown): u is Failure => isTransient(u) || isDeterministic(u)
+
+/** `"transient"` or `"deterministic"`: the classification as it is written in events and reports. */
+export type Classification = "transient" | "deterministic"
+
+export const classification = (failure: Failure): Classification =>
+  failure._tag === "Transient" ? "transient" : "deterministic"
+
+const str = (u: unknown): string | undefined =>
+  typeof u === "string" ? u : typeof u === "number" ? String(u) : undefined
+
+/** Summarise any thrown value as an `ErrorInfo`. */
+export const describe = (u: unknown): ErrorInfo => {
+  if (u instanceof ErrorInfo) return u
+  if (Predicate.isObject(u)) {
+    const rec = u as Record<string, unknown>
+    const name = str(rec["_tag"]) ?? (u instanceof Error ? u.name : undefined) ?? u.constructor?.name ?? "Error"
+    const message = str(rec["message"]) ?? safeString(u)
+    const code = str(rec["code"])
+    const status = typeof rec["status"] === "number" ? rec["status"] : undefined
+    const errorBody = rec["error"]
+    const type = str(rec["type"]) ??
+      (Predicate.isObject(errorBody)
+        ? str((errorBody as Record<string, unknown>)["type"]) ??
+          (Predicate.isObject((errorBody as Record<string, unknown>)["error"])
+            ? str(((errorBody as Record<string, unknown>)["error"] as Record<string, unknown>)["type"])
+            : undefined)
+        : undefined)
+    return new ErrorInfo({
+      name,
+      message,
+      ...(code !== undefined ? { code } : {}),
+      ...(status !== undefined ? { status } : {}),
+      ...(type !== undefined ? { type } : {})
+    })
+  }
+  return new ErrorInfo({ name: typeof u, message: safeString(u) })
+}
+
+const safeString = (u: unknown): string => {
+  try {
+    return typeof u === "string" ? u : JSON.stringify(u) ?? String(u)
+  } catch {
+    return String(u)
+  }
+}
+
+/** Make a `Transient` from a reason, with an optional raw cause and `retryAfter` hint. */
+export const transient = (
+  reason: string,
+  options?: { readonly cause?: unknown; readonly retryAfter?: Duration.DurationInput; readonly rule?: string }
+): Transient =>
+  new Transient({
+    reason,
+    ...(options?.rule !== undefined ? { rule: options.rule } : {}),
+    ...(options?.cause !== undefined ? { cause: describe(options.cause) } : {}),
+    ...(options?.retryAfter !== undefined ? { retryAfter: Duration.decode(options.retryAfter) } : {})
+  })
+
+/** Make a `Deterministic` from a reason, with an optional raw cause. */
+export const deterministic = (
+  reason: string,
+  options?: { readonly cause?: unknown; readonly rule?: string }
+): Deterministic =>
+  new Deterministic({
+    reason,
+    ...(options?.rule !== undefined ? { rule: options.rule } : {}),
+    ...(options?.cause !== undefined ? { cause: describe(options.cause) } : {})
+  })
+
+/**
+ * A fingerprint of a failure for grouping ("the same failure ×21"): classification, the rule, the error's
+ * name and code, and its message with numbers, quoted values and ids normalised away.
+ */
+export const fingerprint = (failure: Failure): string => {
+  const msg = normaliseMessage(failure.cause?.message ?? failure.reason)
+  return [failure._tag, failure.rule ?? "", failure.cause?.name ?? "", failure.cause?.code ?? "", msg].join("|")
+}
+
+/** Replace the parts of a message that vary between occurrences of one failure. */
+export const normaliseMessage = (message: string): string =>
+  message
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "<uuid>")
+    .replace(/\b(req|msg|run)_[A-Za-z0-9]+/g, "$1_<id>")
+    .replace(/\d+(\.\d+)?/g, "<n>")
+    .replace(/\s+/g, " ")
+    .trim()
+
+// ---------------------------------------------------------------------------------------------------------
+// The classifier (rules in `internal/classify.ts`, which returns plain data so it need not import this module)
+// ---------------------------------------------------------------------------------------------------------
+
+import * as internalClassify from "./internal/classify.js"
+
+const isTaggedFailure = (u: unknown): boolean =>
+  Predicate.isTagged(u, "Transient") || Predicate.isTagged(u, "Deterministic")
+
+/**
+ * Classify any thrown value as `Transient` or `Deterministic`. The reason names the rule that fired
+ * (explicit hints, cancellation, Anthropic SDK errors, HTTP status, SQL codes, network codes, Schema
+ * errors; anything unknown is `Deterministic`); `retryAfter` carries the server's `retry-after-ms` /
+ * `retry-after` hint. A `Transient` or `Deterministic` is returned as is; a look-alike (same `_tag`, e.g.
+ * from another copy of this module) is rebuilt as one, keeping its reason, rule, cause and `retryAfter`.
+ */
+export const classify = (u: unknown): Failure => {
+  if (isFailure(u)) return u
+  const verdict = internalClassify.classify(u)
+  const cause = isTaggedFailure(u) ? keptCause(u) : describe(u)
+  const fields = {
+    reason: verdict.reason,
+    rule: verdict.rule,
+    ...(cause !== undefined ? { cause } : {})
+  }
+  return verdict.kind === "transient"
+    ? new Transient({
+      ...fields,
+      ...(verdict.retryAfterMs !== undefined ? { retryAfter: Duration.millis(verdict.retryAfterMs) } : {})
+    })
+    : new Deterministic(fields)
+}
+
+/** A look-alike's own `cause`, when it is an `ErrorInfo` or encodes one. */
+const keptCause = (u: unknown): ErrorInfo | undefined => {
+  const cause = Predicate.hasProperty(u, "cause") ? u.cause : undefined
+  if (cause instanceof ErrorInfo) return cause
+  const decoded = Schema.decodeUnknownEither(ErrorInfo)(cause)
+  return decoded._tag === "Right" ? decoded.right : undefined
+}

@@ -1,0 +1,59 @@
+/**
+ * A pipeline: a named, versioned program over steps. Its `run` is an ordinary Effect (usually
+ * `Effect.gen`) that calls steps; the engine runs it under a journal so a retry never pays twice.
+ */
+import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type { RunContext } from "./RunContext.js"
+import { validateName } from "./Step.js"
+
+export interface Options<I, IE, O, OE, E, R> {
+  /** Unique among the pipelines of a store: with the run key it identifies a run. */
+  readonly name: string
+  /** Bump it when the pipeline's behaviour changes; recorded on every run. */
+  readonly version: string | number
+  readonly input: Schema.Schema<I, IE, never>
+  readonly output: Schema.Schema<O, OE, never>
+  readonly run: (input: I) => Effect.Effect<O, E, R>
+}
+
+/** The pipeline's Schemas compiled once. */
+export interface Codec<I, O> {
+  readonly encodeInput: (input: I) => Either.Either<unknown, ParseResult.ParseError>
+  readonly decodeInput: (encoded: unknown) => Either.Either<I, ParseResult.ParseError>
+  readonly encodeOutput: (output: O) => Either.Either<unknown, ParseResult.ParseError>
+  readonly decodeOutput: (encoded: unknown) => Either.Either<O, ParseResult.ParseError>
+}
+
+export interface Pipeline<I, O, E, R> {
+  readonly name: string
+  readonly version: string
+  readonly codec: Codec<I, O>
+  readonly run: (input: I) => Effect.Effect<O, E, R>
+}
+
+/** Any pipeline, for collections such as a CLI config's list. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance plumbing: any input/output/error/context
+export type Any = Pipeline<any, any, any, any>
+
+/** The services a pipeline needs from its caller: everything but the run context the engine provides. */
+export type Requirements<P> = P extends Pipeline<infer _I, infer _O, infer _E, infer R> ? Exclude<R, RunContext> : never
+
+/** Define a pipeline. Throws at definition time if the name is unusable (a bug in the pipeline's code). */
+export const make = <I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): Pipeline<I, O, E, R> => {
+  const problem = validateName("step name", options.name)
+  if (problem !== undefined) throw new Error(`Pipeline.make: ${problem.replace("step name", "pipeline name")}`)
+  return {
+    name: options.name,
+    version: String(options.version),
+    codec: {
+      encodeInput: Schema.encodeEither(options.input),
+      decodeInput: Schema.decodeUnknownEither(options.input),
+      encodeOutput: Schema.encodeEither(options.output),
+      decodeOutput: Schema.decodeUnknownEither(options.output)
+    },
+    run: options.run
+  }
+}

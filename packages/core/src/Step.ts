@@ -1,0 +1,116 @@
+/**
+ * A durable step: a name, Schemas for its input and output, a retry policy and the Effect that does the
+ * work. Called inside a pipeline it is journaled: a completed step is served from the log, never re-run.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type * as Failure from "./Failure.js"
+import * as RetryPolicy from "./RetryPolicy.js"
+import { RunContext } from "./RunContext.js"
+import type { Usage } from "./Usage.js"
+
+/** What a step's body knows about the attempt it is running. */
+export interface StepContext {
+  readonly runId: string
+  /** The step's identity in its run: `name#occurrence`, or `name[key]` for keyed calls. */
+  readonly stepId: string
+  /** 1 for the first attempt; numbered on across retries, resumes and processes. */
+  readonly attempt: number
+  /** Stable across attempts and processes (`runId/stepId`): pass it to providers that deduplicate. */
+  readonly idempotencyKey: string
+  /** Record the tokens this attempt spent; they are journaled with the attempt, whatever its outcome. */
+  readonly reportUsage: (usage: Usage) => Effect.Effect<void>
+}
+
+/** The ways a step call can fail inside a pipeline. */
+export type StepError = Failure.Failure | StepDiverged
+
+/** The journal holds a completion for this step identity with another input: the code changed. */
+export class StepDiverged extends Schema.TaggedError<StepDiverged>()("StepDiverged", {
+  runId: Schema.String,
+  stepId: Schema.String,
+  /** The input hash the journal recorded, or absent when the journal has no such step. */
+  expectedInputHash: Schema.optional(Schema.String),
+  actualInputHash: Schema.String,
+  message: Schema.String
+}) {}
+
+export interface Options<I, IE, O, OE, E, R> {
+  /** Unique within a pipeline; with the call's occurrence (or `key`) it identifies the step in the log. */
+  readonly name: string
+  /** The input Schema: the input is encoded with it and hashed, so a changed input is detected. */
+  readonly input?: Schema.Schema<I, IE, never>
+  /** The output Schema: the output is journaled encoded and decoded when served from the log. */
+  readonly output: Schema.Schema<O, OE, never>
+  /** Retries for `Transient` failures only. Default: `RetryPolicy.defaultPolicy`. */
+  readonly retry?: RetryPolicy.RetryPolicy
+  /** Turn this step's own errors into `Transient` or `Deterministic`. Default: `Failure.classify`. */
+  readonly classify?: (error: E) => Failure.Failure
+  readonly run: (input: I, context: StepContext) => Effect.Effect<O, E, R>
+}
+
+export interface CallOptions {
+  /** An explicit identity for dynamic fan-out: `name[key]` instead of `name#occurrence`. */
+  readonly key?: string
+}
+
+/** The step's Schemas compiled once: encoding validates, decoding serves journaled outputs. */
+export interface Codec<I, O> {
+  readonly encodeInput: (input: I) => Either.Either<unknown, ParseResult.ParseError>
+  readonly encodeOutput: (output: O) => Either.Either<unknown, ParseResult.ParseError>
+  readonly decodeOutput: (encoded: unknown) => Either.Either<O, ParseResult.ParseError>
+}
+
+/** A step value. Call it with its input inside a pipeline to get an Effect. */
+export interface Step<I, O, E, R> {
+  (input: I, options?: CallOptions): Effect.Effect<O, StepError, R | RunContext>
+  readonly name: string
+  readonly codec: Codec<I, O>
+  readonly retry: RetryPolicy.RetryPolicy
+  readonly classify: ((error: E) => Failure.Failure) | undefined
+  readonly run: (input: I, context: StepContext) => Effect.Effect<O, E, R>
+}
+
+const noInput: Either.Either<unknown, ParseResult.ParseError> = Either.right(null)
+
+const forbidden = /[#[\]\s/]/
+
+/** Check a step name or key; the message says what is wrong and what to do. */
+export const validateName = (what: "step name" | "step key", value: string): string | undefined =>
+  value.length === 0
+    ? `${what} must not be empty`
+    : value.length > 200
+    ? `${what} "${value.slice(0, 40)}…" is longer than 200 characters`
+    : forbidden.test(value)
+    ? `${what} "${value}" contains one of '#', '[', ']', '/' or whitespace; they delimit step ids in the log: use letters, digits, '-', '_', '.' or ':'`
+    : undefined
+
+/**
+ * Define a step. Throws at definition time if the name is unusable: that is a bug in the pipeline's code,
+ * found when the module loads, before any run.
+ */
+export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R> & { readonly input: Schema.Schema<I, IE, never> }): Step<I, O, E, R>
+export function make<O, OE, E, R>(options: Options<void, void, O, OE, E, R>): Step<void, O, E, R>
+export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): Step<I, O, E, R> {
+  const problem = validateName("step name", options.name)
+  if (problem !== undefined) throw new Error(`Step.make: ${problem}`)
+  // A step without an input Schema takes no input, journaled as null.
+  const encodeInput = options.input === undefined ? () => noInput : Schema.encodeEither(options.input)
+  const call = (value: I, options?: CallOptions): Effect.Effect<O, StepError, R | RunContext> =>
+    Effect.flatMap(RunContext, (ctx) => ctx.runner.call(self, value, options?.key))
+  // A function's own `name` is read-only: define it rather than assign it.
+  Object.defineProperty(call, "name", { value: options.name })
+  const self: Step<I, O, E, R> = Object.assign(call, {
+    codec: {
+      encodeInput,
+      encodeOutput: Schema.encodeEither(options.output),
+      decodeOutput: Schema.decodeUnknownEither(options.output)
+    },
+    retry: options.retry ?? RetryPolicy.defaultPolicy,
+    classify: options.classify,
+    run: options.run
+  })
+  return self
+}

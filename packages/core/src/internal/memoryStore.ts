@@ -1,0 +1,174 @@
+/**
+ * The in-memory EventStore: the reference semantics every adapter's conformance suite checks against.
+ * JavaScript runs one callback at a time, so each operation (one `Effect.sync`) is atomic.
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { StoredEvent } from "../Event.js"
+import type { EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
+import { LeaseLost, SeqConflict } from "../StoreError.js"
+
+export const makeMemory = (): EventStoreService => {
+  const runs = new Map<string, RunRecord>()
+  const byKey = new Map<string, string>()
+  const events = new Map<string, Array<StoredEvent>>()
+
+  const keyOf = (pipeline: string, key: string) => `${pipeline}\u0000${key}`
+
+  const write = (
+    run: RunRecord,
+    newEvents: ReadonlyArray<{ type: string; v: number; at: number; data: string }>,
+    patch: RunPatch | undefined,
+    now: number
+  ): RunRecord => {
+    const log = events.get(run.runId) ?? []
+    let seq = run.lastSeq
+    for (const e of newEvents) {
+      seq += 1
+      log.push({ runId: run.runId, seq, type: e.type, v: e.v, at: e.at, data: e.data })
+    }
+    events.set(run.runId, log)
+    const next: RunRecord = { ...run, ...applyPatch(patch), lastSeq: seq, updatedAt: now }
+    runs.set(run.runId, next)
+    return next
+  }
+
+  return {
+    claim: (request) =>
+      Effect.sync(() => {
+        const existingId = byKey.get(keyOf(request.pipeline, request.key))
+        const existing = existingId === undefined ? undefined : runs.get(existingId)
+        if (existing !== undefined) return { _tag: "Existing", run: existing } as const
+        const run: RunRecord = {
+          runId: request.runId,
+          pipeline: request.pipeline,
+          version: request.version,
+          key: request.key,
+          status: "running",
+          createdAt: request.now,
+          updatedAt: request.now,
+          lastSeq: 0,
+          owner: request.owner,
+          leaseToken: 1,
+          leaseExpiresAt: request.leaseExpiresAt,
+          parentRunId: request.parentRunId,
+          correlationId: request.correlationId
+        }
+        byKey.set(keyOf(request.pipeline, request.key), run.runId)
+        return { _tag: "Created", run: write(run, request.events, undefined, request.now) } as const
+      }),
+
+    acquire: (request) =>
+      Effect.suspend(() => {
+        const run = runs.get(request.runId)
+        if (run === undefined || run.leaseToken !== request.expectedToken) {
+          return Effect.fail(
+            new LeaseLost({
+              runId: request.runId,
+              token: request.expectedToken,
+              message: `run ${request.runId} was taken by another worker (token ${run?.leaseToken ?? "none"})`
+            })
+          )
+        }
+        if (request.requireExpired && run.status === "running" && run.leaseExpiresAt > request.now) {
+          return Effect.fail(
+            new LeaseLost({
+              runId: request.runId,
+              token: request.expectedToken,
+              message: `run ${request.runId} is still leased by ${run.owner} until ${new Date(run.leaseExpiresAt).toISOString()}`
+            })
+          )
+        }
+        const token = run.leaseToken + 1
+        const leased: RunRecord = {
+          ...run,
+          owner: request.owner,
+          leaseToken: token,
+          leaseExpiresAt: request.leaseExpiresAt
+        }
+        return Effect.succeed(write(leased, request.events(token), request.patch, request.now))
+      }),
+
+    append: (request) =>
+      Effect.suspend((): Effect.Effect<number, LeaseLost | SeqConflict> => {
+        const run = runs.get(request.runId)
+        if (run === undefined || run.leaseToken !== request.token) {
+          return Effect.fail(
+            new LeaseLost({
+              runId: request.runId,
+              token: request.token,
+              message: `append to run ${request.runId} refused: token ${request.token} is stale (current ${
+                run?.leaseToken ?? "none"
+              }); another worker owns the run`
+            })
+          )
+        }
+        if (request.expectedSeq !== undefined && request.expectedSeq !== run.lastSeq) {
+          return Effect.fail(
+            new SeqConflict({ runId: request.runId, expectedSeq: request.expectedSeq, actualSeq: run.lastSeq })
+          )
+        }
+        return Effect.succeed(write(run, request.events, request.patch, request.now).lastSeq)
+      }),
+
+    renew: (request) =>
+      Effect.suspend(() => {
+        const run = runs.get(request.runId)
+        if (run === undefined || run.leaseToken !== request.token) {
+          return Effect.fail(
+            new LeaseLost({
+              runId: request.runId,
+              token: request.token,
+              message: `lease of run ${request.runId} was taken over (token ${request.token} is stale)`
+            })
+          )
+        }
+        runs.set(run.runId, { ...run, leaseExpiresAt: request.leaseExpiresAt })
+        return Effect.void
+      }),
+
+    getRun: (runId) => Effect.sync(() => Option.fromNullable(runs.get(runId))),
+
+    findByKey: (pipeline, key) =>
+      Effect.sync(() => {
+        const id = byKey.get(keyOf(pipeline, key))
+        return Option.fromNullable(id === undefined ? undefined : runs.get(id))
+      }),
+
+    findByPrefix: (prefix, limit) =>
+      Effect.sync(() => [...runs.values()].filter((r) => r.runId.startsWith(prefix)).slice(0, limit)),
+
+    listRuns: (filter) =>
+      Effect.sync(() => {
+        const matching = [...runs.values()]
+          .filter((r) =>
+            (filter.status === undefined || r.status === filter.status) &&
+            (filter.pipeline === undefined || r.pipeline === filter.pipeline) &&
+            (filter.key === undefined || r.key === filter.key) &&
+            (filter.since === undefined || r.updatedAt >= filter.since)
+          )
+          .sort((a, b) => b.createdAt - a.createdAt || (a.runId < b.runId ? 1 : -1))
+        return filter.limit === undefined ? matching : matching.slice(0, filter.limit)
+      }),
+
+    readEvents: (runId, fromSeq = 1) =>
+      Effect.sync(() => (events.get(runId) ?? []).filter((e) => e.seq >= fromSeq))
+  }
+}
+
+/** The projection fields a patch sets; `failure: null` clears a previous failure. */
+export const applyPatch = (patch: RunPatch | undefined): Partial<RunRecord> => {
+  if (patch === undefined) return {}
+  const out: { -readonly [K in keyof RunRecord]?: RunRecord[K] } = {}
+  if (patch.status !== undefined) out.status = patch.status
+  if (patch.failure === null) {
+    out.failureClass = undefined
+    out.failureFingerprint = undefined
+    out.failureReason = undefined
+  } else if (patch.failure !== undefined) {
+    out.failureClass = patch.failure.failureClass
+    out.failureFingerprint = patch.failure.failureFingerprint
+    out.failureReason = patch.failure.failureReason
+  }
+  return out
+}

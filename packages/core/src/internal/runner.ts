@@ -1,0 +1,353 @@
+/**
+ * The step runner of one execution of a run: gives each step call its identity, serves completed steps
+ * from the journal, executes the others with retries, and appends what happened. One per execution.
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as ParseResult from "effect/ParseResult"
+import * as Random from "effect/Random"
+import * as Event from "../Event.js"
+import type { EventStoreService, RunPatch } from "../EventStore.js"
+import * as Failure from "../Failure.js"
+import type * as Journal from "../Journal.js"
+import * as RetryPolicy from "../RetryPolicy.js"
+import { type Step, type StepContext, StepDiverged, type StepError, validateName } from "../Step.js"
+import type { LeaseLost, SeqConflict, StoreError } from "../StoreError.js"
+import type { Usage } from "../Usage.js"
+import { hashJson, toJson } from "./hash.js"
+
+export type Mode = "execute" | "replay"
+
+/** How one step call went in a replay. */
+export interface ReplayEntry {
+  readonly stepId: string
+  readonly name: string
+  /** `served`: from the log; `diverged`: the log has this step with another input; `not-in-journal`:
+   * the code calls a step the log does not have (the original run stopped before it, or the code changed). */
+  readonly outcome: "served" | "diverged" | "not-in-journal"
+  readonly inputHash: string
+  readonly expectedInputHash?: string
+  readonly message?: string
+}
+
+/** Why an execution stopped from inside: the store refused it, or a replay reached a step it cannot serve. */
+export type Abort = LeaseLost | SeqConflict | StoreError | ReplayStopped
+
+export class ReplayStopped {
+  readonly _tag = "ReplayStopped"
+  constructor(readonly entry: ReplayEntry) {}
+}
+
+export interface RunnerConfig {
+  readonly runId: string
+  readonly mode: Mode
+  /** Re-execute steps whose input differs from the journal's instead of refusing. */
+  readonly reexecuteDiverged: boolean
+  readonly state: Journal.RunState
+  readonly store: EventStoreService
+  readonly token: number
+}
+
+type Match =
+  | { readonly _tag: "Served"; readonly entry: Journal.StepEntry }
+  | { readonly _tag: "Diverged"; readonly entry: Journal.StepEntry }
+  | { readonly _tag: "Execute"; readonly prior: Journal.StepEntry | undefined }
+
+export class StepRunner {
+  private readonly occurrences = new Map<string, number>()
+  /** Journal entries a call of this execution has taken (served or executed). */
+  private readonly claimed = new Set<string>()
+  private servedPending: Array<string> = []
+  private byNameHash: Map<string, Array<Journal.StepEntry>> | undefined
+  /** Step ids served from the log in this execution. */
+  readonly served: Array<string> = []
+  readonly replayLog: Array<ReplayEntry> = []
+  /** Set when the execution must stop; the engine reports it instead of the pipeline's outcome. */
+  abort: Abort | undefined
+  /** Which step a failure came from, for `RunFailed.stepId`. */
+  readonly failedStep = new WeakMap<object, string>()
+
+  constructor(readonly config: RunnerConfig) {}
+
+  /** A step call inside the pipeline: serve it from the journal or execute it. */
+  call<I, O, E, R>(step: Step<I, O, E, R>, input: I, key: string | undefined): Effect.Effect<O, StepError, R> {
+    return Effect.suspend(() => {
+      if (this.abort !== undefined) return Effect.interrupt
+      let stepId: string
+      if (key === undefined) {
+        // The occurrence is taken when the call starts, in program order, never when a step completes.
+        const n = this.occurrences.get(step.name) ?? 0
+        this.occurrences.set(step.name, n + 1)
+        stepId = `${step.name}#${n}`
+      } else {
+        const problem = validateName("step key", key)
+        if (problem !== undefined) {
+          return Effect.fail(Failure.deterministic(`step ${step.name}: ${problem}`, { rule: "invalid-key" }))
+        }
+        stepId = `${step.name}[${key}]`
+      }
+      const encoded = step.codec.encodeInput(input)
+      if (Either.isLeft(encoded)) {
+        return Effect.fail(Failure.deterministic(
+          `the input of step ${stepId} does not match its Schema: ${ParseResult.TreeFormatter.formatErrorSync(encoded.left)}`,
+          { rule: "schema" }
+        ))
+      }
+      const inputHash = hashJson(toJson(encoded.right))
+      const match = this.match(stepId, step.name, inputHash)
+      switch (match._tag) {
+        case "Served":
+          return this.serve(step, match.entry, inputHash)
+        case "Diverged":
+          return this.diverged(step, stepId, match.entry, input, inputHash)
+        case "Execute":
+          if (key !== undefined && this.claimed.has(stepId)) {
+            return Effect.fail(Failure.deterministic(
+              `step key "${key}" of step ${step.name} is used twice in run ${this.config.runId}; keys must be unique per step`,
+              { rule: "invalid-key" }
+            ))
+          }
+          if (this.config.mode === "replay") {
+            return this.stop({
+              stepId,
+              name: step.name,
+              outcome: "not-in-journal",
+              inputHash,
+              message: match.prior?.lastFailure !== undefined
+                ? `the run stopped at this step: ${match.prior.lastFailure.failure.reason}`
+                : "the journal has no completion for this step"
+            })
+          }
+          return this.execute(step, input, stepId, inputHash, match.prior)
+      }
+    })
+  }
+
+  private match(stepId: string, name: string, inputHash: string): Match {
+    const entry = this.config.state.steps.get(stepId)
+    const free = entry !== undefined && entry.completed !== undefined && !this.claimed.has(stepId)
+    if (free && entry.inputHash === inputHash) return { _tag: "Served", entry }
+    // The same step with the same input completed under another occurrence: concurrent calls started in
+    // another order. Serve it rather than pay again.
+    const moved = this.unclaimedCompletion(name, inputHash)
+    if (moved !== undefined) return { _tag: "Served", entry: moved }
+    if (entry !== undefined && entry.completed !== undefined) return { _tag: "Diverged", entry }
+    return { _tag: "Execute", prior: entry }
+  }
+
+  private unclaimedCompletion(name: string, inputHash: string): Journal.StepEntry | undefined {
+    if (this.byNameHash === undefined) {
+      this.byNameHash = new Map()
+      for (const e of this.config.state.steps.values()) {
+        if (e.completed === undefined) continue
+        const k = `${e.name}\u0000${e.inputHash}`
+        const list = this.byNameHash.get(k)
+        if (list === undefined) this.byNameHash.set(k, [e])
+        else list.push(e)
+      }
+    }
+    return this.byNameHash.get(`${name}\u0000${inputHash}`)?.find((e) => !this.claimed.has(e.stepId))
+  }
+
+  private serve<I, O, E, R>(step: Step<I, O, E, R>, entry: Journal.StepEntry, inputHash: string): Effect.Effect<O, StepError> {
+    const decoded = step.codec.decodeOutput(entry.completed?.output)
+    if (Either.isLeft(decoded)) {
+      const message = `the journaled output of step ${entry.stepId} no longer decodes with the step's output Schema: ${
+        ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+      }`
+      if (this.config.mode === "replay") {
+        return this.stop({ stepId: entry.stepId, name: step.name, outcome: "diverged", inputHash, message })
+      }
+      return Effect.fail(this.divergence(entry.stepId, entry.inputHash, inputHash, message))
+    }
+    this.claimed.add(entry.stepId)
+    this.served.push(entry.stepId)
+    if (this.config.mode === "replay") {
+      this.replayLog.push({ stepId: entry.stepId, name: step.name, outcome: "served", inputHash })
+    } else {
+      this.servedPending.push(entry.stepId)
+    }
+    return Effect.succeed(decoded.right)
+  }
+
+  private diverged<I, O, E, R>(
+    step: Step<I, O, E, R>,
+    stepId: string,
+    entry: Journal.StepEntry,
+    input: I,
+    inputHash: string
+  ): Effect.Effect<O, StepError, R> {
+    const message =
+      `step ${stepId} was journaled with input hash ${entry.inputHash} but is now called with ${inputHash}: the pipeline's code or input changed since the run`
+    if (this.config.mode === "replay") {
+      return this.stop({ stepId, name: step.name, outcome: "diverged", inputHash, expectedInputHash: entry.inputHash, message })
+    }
+    if (this.config.reexecuteDiverged && !this.claimed.has(stepId)) {
+      return this.execute(step, input, stepId, inputHash, entry)
+    }
+    return Effect.fail(this.divergence(
+      stepId,
+      entry.inputHash,
+      inputHash,
+      `${message}; resume with re-execution of diverged steps to run it again`
+    ))
+  }
+
+  private divergence(stepId: string, expected: string, actual: string, message: string): StepDiverged {
+    return new StepDiverged({
+      runId: this.config.runId,
+      stepId,
+      expectedInputHash: expected,
+      actualInputHash: actual,
+      message
+    })
+  }
+
+  private stop(entry: ReplayEntry): Effect.Effect<never> {
+    this.replayLog.push(entry)
+    this.abort ??= new ReplayStopped(entry)
+    return Effect.interrupt
+  }
+
+  private execute<I, O, E, R>(
+    step: Step<I, O, E, R>,
+    input: I,
+    stepId: string,
+    inputHash: string,
+    prior: Journal.StepEntry | undefined
+  ): Effect.Effect<O, StepError, R> {
+    const self = this
+    const sameInput = prior !== undefined && prior.completed === undefined && prior.inputHash === inputHash
+    // Attempts are numbered on across processes; the retry budget carries over a crash for the same input.
+    let attempt = prior?.failedAttempts ?? 0
+    let budgetAttempts = sameInput ? prior.budget.attempts : 0
+    let budgetStartedAt = sameInput ? prior.budget.startedAt : undefined
+    const retryAt = sameInput ? prior.retryAt : undefined
+    return Effect.gen(function*() {
+      if (retryAt !== undefined) {
+        // A previous process scheduled this retry: keep its backoff.
+        const now = yield* Clock.currentTimeMillis
+        if (retryAt > now) yield* Effect.sleep(Duration.millis(retryAt - now))
+      }
+      while (true) {
+        attempt += 1
+        const startedAt = yield* Clock.currentTimeMillis
+        budgetStartedAt ??= startedAt
+        const usage: Array<Usage> = []
+        const context: StepContext = {
+          runId: self.config.runId,
+          stepId,
+          attempt,
+          idempotencyKey: `${self.config.runId}/${stepId}`,
+          reportUsage: (u) => Effect.sync(() => void usage.push(u))
+        }
+        const exit = yield* Effect.exit(step.run(input, context))
+        let failure: Failure.Failure
+        if (Exit.isSuccess(exit)) {
+          const encoded = step.codec.encodeOutput(exit.value)
+          if (Either.isRight(encoded)) {
+            const at = yield* Clock.currentTimeMillis
+            yield* self.append([
+              new Event.StepCompleted({
+                at,
+                stepId,
+                name: step.name,
+                inputHash,
+                attempt,
+                startedAt,
+                output: encoded.right,
+                ...(usage.length > 0 ? { usage } : {})
+              })
+            ])
+            self.claimed.add(stepId)
+            return exit.value
+          }
+          failure = Failure.deterministic(
+            `step ${stepId} returned an output that does not match its Schema: ${
+              ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+            }`,
+            { rule: "schema" }
+          )
+        } else if (Cause.isInterruptedOnly(exit.cause)) {
+          return yield* Effect.interrupt
+        } else {
+          failure = classifyCause(exit.cause, step.classify)
+        }
+        const at = yield* Clock.currentTimeMillis
+        const decision = RetryPolicy.decide(step.retry, {
+          failure,
+          attempt: budgetAttempts + 1,
+          elapsed: Duration.millis(at - budgetStartedAt),
+          random: yield* Random.next
+        })
+        budgetAttempts += 1
+        yield* self.append([
+          new Event.StepAttemptFailed({
+            at,
+            stepId,
+            name: step.name,
+            inputHash,
+            attempt,
+            startedAt,
+            failure,
+            ...(decision._tag === "Retry"
+              ? { retryDelayMs: Duration.toMillis(decision.delay) }
+              : { giveUp: decision.reason }),
+            ...(usage.length > 0 ? { usage } : {})
+          })
+        ])
+        if (decision._tag === "GiveUp") {
+          self.failedStep.set(failure, stepId)
+          return yield* Effect.fail(failure)
+        }
+        yield* Effect.sleep(decision.delay)
+      }
+    })
+  }
+
+  /**
+   * Append events (with any pending served-step marks) under the run's fencing token. If the store
+   * refuses (another worker took the run, or the disk failed), the execution stops: nothing after it runs.
+   */
+  append(events: ReadonlyArray<Event.Event>, patch?: RunPatch): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.abort !== undefined) return Effect.interrupt
+      const first = events[0]
+      const withServed = this.servedPending.length > 0 && first !== undefined
+        ? [new Event.StepsServed({ at: first.at, stepIds: this.servedPending }), ...events]
+        : events
+      this.servedPending = []
+      return this.config.store.append({
+        runId: this.config.runId,
+        token: this.config.token,
+        events: withServed.map(Event.encode),
+        now: first?.at ?? 0,
+        ...(patch !== undefined ? { patch } : {})
+      }).pipe(
+        Effect.asVoid,
+        Effect.catchAll((error) => {
+          this.abort ??= error
+          return Effect.interrupt
+        })
+      )
+    })
+  }
+}
+
+/** Classify what a step attempt failed with: its typed error (by the step's own rule) or a defect. */
+export const classifyCause = <E>(
+  cause: Cause.Cause<E>,
+  classify: ((error: E) => Failure.Failure) | undefined
+): Failure.Failure => {
+  const failureOrCause = Cause.failureOrCause(cause)
+  if (Either.isLeft(failureOrCause)) {
+    const error = failureOrCause.left
+    if (classify !== undefined) return classify(error)
+    return Failure.classify(Cause.isUnknownException(error) ? error.error : error)
+  }
+  return Failure.classify(Cause.squash(failureOrCause.right))
+}

@@ -1,0 +1,149 @@
+/**
+ * The SQLite `EventStore`: the embedded default. One file (default `.ledgerflow/ledger.db`), WAL,
+ * `synchronous=FULL` unless told otherwise; migrations run before the store serves, and a file that is not
+ * a ledgerflow store, or was written by a newer one, is refused untouched.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { EventStore, StoreError } from "@ledgerflow/core"
+import Database from "better-sqlite3"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as path from "node:path"
+import { storeError } from "./internal/errors.js"
+import { inspect, openConnection, prepareFile } from "./internal/file.js"
+import * as internalMigrations from "./internal/migrations.js"
+import * as internalStore from "./internal/sqliteStore.js"
+import * as Writer from "./internal/writer.js"
+
+/** Where the CLI and the examples keep the store unless told otherwise. */
+export const defaultFilename = ".ledgerflow/ledger.db"
+
+export interface Options {
+  /** The store file; its directory is created (0700) and the file (0600) when absent. */
+  readonly filename: string
+  /**
+   * `"full"` (the default) syncs the log on every commit: a committed step survives a power loss.
+   * `"normal"` is faster and still safe against a crashed process, but a power loss may drop the last commits.
+   */
+  readonly synchronous?: "full" | "normal" | undefined
+  /** How long a write waits for another process holding the file before failing (default 5 seconds). */
+  readonly busyTimeout?: Duration.DurationInput | undefined
+}
+
+/** The schema as data: `NNNN_name` → the migration. Run in order by `layer`, never edited once released. */
+export const migrations: Readonly<Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>>> =
+  internalMigrations.migrations
+
+/** The newest schema version this code knows. */
+export const schemaVersion: number = internalMigrations.schemaVersion
+
+/**
+ * Opens (or creates) the store, runs its migrations, and serves `EventStore` — plus the `SqlClient` of the
+ * same file, for listing, the CLI and your own SQL. Both connections close with the layer's scope.
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<
+  EventStore.EventStore | SqlClient.SqlClient,
+  StoreError.StoreError | StoreError.NotALedgerflowStore | StoreError.StoreTooNew
+> => Layer.scopedContext(make(options))
+
+const make = (
+  options: Options
+): Effect.Effect<
+  Context.Context<EventStore.EventStore | SqlClient.SqlClient>,
+  StoreError.StoreError | StoreError.NotALedgerflowStore | StoreError.StoreTooNew,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    if (options.filename === "" || options.filename === ":memory:") {
+      return yield* new StoreError.StoreError({
+        operation: "open",
+        message: `SqliteStore needs a file, not "${options.filename}"; use EventStore.layerMemory for a store in memory`
+      })
+    }
+    const filename = path.resolve(options.filename)
+    const busyTimeoutMs = Duration.toMillis(Duration.decode(options.busyTimeout ?? "5 seconds"))
+    const synchronous = options.synchronous === "normal" ? "NORMAL" : "FULL"
+    const fail = (operation: string) => (cause: unknown) => storeError(operation, filename, cause, busyTimeoutMs)
+
+    yield* prepareFile(filename)
+    const db = yield* openConnection(filename, busyTimeoutMs)
+    const contents = yield* inspect(db, filename, busyTimeoutMs)
+    if (contents._tag === "Foreign") {
+      return yield* new StoreError.NotALedgerflowStore({
+        filename,
+        message:
+          `${filename} is not a ledgerflow store (${contents.reason}); pass --db with a new path or the right file`
+      })
+    }
+    if (contents._tag === "Ledgerflow" && contents.schemaVersion > schemaVersion) {
+      return yield* new StoreError.StoreTooNew({
+        filename,
+        storeVersion: contents.schemaVersion,
+        supportedVersion: schemaVersion,
+        message: `${filename} was written by a newer ledgerflow (schema ${contents.schemaVersion}, this version knows ${
+          schemaVersion
+        }); upgrade ledgerflow`
+      })
+    }
+
+    // The file is ours (or new): from here on we may write to it.
+    yield* Effect.try({
+      try: () => {
+        db.pragma("journal_mode = WAL")
+        db.pragma(`synchronous = ${synchronous}`)
+        db.pragma("foreign_keys = ON")
+      },
+      catch: fail("open")
+    })
+
+    const sql = yield* SqliteClient.make({ filename }).pipe(
+      Effect.provide(Reactivity.layer),
+      // The driver throws while opening; `make` turns that into a defect.
+      Effect.catchSomeDefect((defect) =>
+        defect instanceof Database.SqliteError ? Option.some(Effect.fail(fail("open")(defect))) : Option.none()
+      )
+    )
+    yield* Effect.forEach(
+      [`PRAGMA busy_timeout = ${busyTimeoutMs}`, `PRAGMA synchronous = ${synchronous}`, "PRAGMA foreign_keys = ON"],
+      (pragma) => sql.unsafe(pragma),
+      { discard: true }
+    ).pipe(Effect.mapError(fail("open")))
+
+    yield* runMigrations.pipe(
+      Effect.provideService(SqlClient.SqlClient, sql),
+      Effect.mapError(fail("migration")),
+      // The Migrator turns a failed migration into a defect carrying a MigrationError.
+      Effect.catchSomeDefect((defect) =>
+        defect instanceof Migrator.MigrationError ? Option.some(Effect.fail(fail("migration")(defect))) : Option.none()
+      )
+    )
+    const migrated = yield* inspect(db, filename, busyTimeoutMs)
+    if (migrated._tag !== "Ledgerflow" || migrated.schemaVersion !== schemaVersion) {
+      return yield* new StoreError.StoreError({
+        operation: "migration",
+        message: `the migrations of ${filename} did not complete (found ${
+          migrated._tag === "Ledgerflow" ? `schema ${migrated.schemaVersion}` : "no ledgerflow schema"
+        }, expected ${schemaVersion}); another process may be migrating it: retry`
+      })
+    }
+
+    const writer = Writer.make(db)
+    // Finalizers run in reverse: queued writes are committed before the connection closes.
+    yield* Effect.addFinalizer(() => Effect.sync(writer.flush))
+    const store = internalStore.make({ db, sql, writer, filename, busyTimeoutMs })
+    return Context.make(EventStore.EventStore, store).pipe(Context.add(SqlClient.SqlClient, sql))
+  })
+
+const runMigrations = Migrator.make({})({
+  loader: Migrator.fromRecord(internalMigrations.migrations),
+  table: internalMigrations.migrationsTable
+})

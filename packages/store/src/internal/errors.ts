@@ -1,0 +1,37 @@
+/**
+ * Driver errors turned into `StoreError`s whose message says what happened to which file and what to do.
+ * The original error stays in `cause`, so the classifier can still read its SQLite code.
+ */
+import { StoreError } from "@ledgerflow/core"
+
+const codeOf = (cause: unknown): string =>
+  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : ""
+
+const messageOf = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+export const isBusy = (cause: unknown): boolean => codeOf(cause).startsWith("SQLITE_BUSY")
+
+export const storeError = (
+  operation: string,
+  filename: string,
+  cause: unknown,
+  busyTimeoutMs: number
+): StoreError.StoreError => {
+  const code = codeOf(cause)
+  const detail = messageOf(cause)
+  let message: string
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    message = `${operation}: the ledgerflow store ${filename} is locked by another process (waited ${busyTimeoutMs} ms); ` +
+      `wait for it to finish, or raise the busy timeout`
+  } else if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code.startsWith("SQLITE_PERM")) {
+    message = `${operation}: cannot write the ledgerflow store ${filename} (${detail}); ` +
+      `check the permissions of the file and its directory, or pass --db with a writable path`
+  } else if (code === "SQLITE_FULL") {
+    message = `${operation}: the disk holding ${filename} is full; free some space and retry`
+  } else if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
+    message = `${operation}: the ledgerflow store ${filename} is damaged (${detail}); restore it from a backup`
+  } else {
+    message = `${operation} failed on the ledgerflow store ${filename}: ${detail}${code === "" ? "" : ` (${code})`}`
+  }
+  return new StoreError.StoreError({ operation, message, cause })
+}

@@ -1,0 +1,66 @@
+/**
+ * Store rows decoded at the boundary: a `runs` row becomes a `RunRecord` (absent optional columns become
+ * `undefined` fields), an `events` row is selected already in `StoredEvent` shape.
+ */
+import { EventStore } from "@ledgerflow/core"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+const optional = Schema.NullOr(Schema.String)
+
+export const RunRow = Schema.Struct({
+  run_id: Schema.String,
+  pipeline: Schema.String,
+  version: Schema.String,
+  key: Schema.String,
+  status: EventStore.RunStatus,
+  created_at: Schema.Number,
+  updated_at: Schema.Number,
+  last_seq: Schema.Number,
+  owner: Schema.String,
+  lease_token: Schema.Number,
+  lease_expires_at: Schema.Number,
+  failure_class: optional,
+  failure_fingerprint: optional,
+  failure_reason: optional,
+  parent_run_id: optional,
+  correlation_id: optional
+})
+
+const decodeRunRow = Schema.decodeUnknownEither(RunRow)
+
+/** The columns of `runs`, in the order `RunRow` lists them. */
+export const runColumns = Object.keys(RunRow.fields).join(", ")
+
+export const toRunRecord = (row: typeof RunRow.Type): EventStore.RunRecord => ({
+  runId: row.run_id,
+  pipeline: row.pipeline,
+  version: row.version,
+  key: row.key,
+  status: row.status,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+  lastSeq: row.last_seq,
+  owner: row.owner,
+  leaseToken: row.lease_token,
+  leaseExpiresAt: row.lease_expires_at,
+  failureClass: row.failure_class ?? undefined,
+  failureFingerprint: row.failure_fingerprint ?? undefined,
+  failureReason: row.failure_reason ?? undefined,
+  parentRunId: row.parent_run_id ?? undefined,
+  correlationId: row.correlation_id ?? undefined
+})
+
+/** A damaged row (a status this code does not know, a missing column) is an error naming what is wrong. */
+export class DamagedRow extends Error {
+  override readonly name = "DamagedRow"
+}
+
+export const decodeRun = (row: unknown): EventStore.RunRecord =>
+  Either.match(decodeRunRow(row), {
+    onLeft: (error) => {
+      throw new DamagedRow(`a row of the runs table does not decode: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
+    },
+    onRight: toRunRecord
+  })

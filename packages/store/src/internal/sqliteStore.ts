@@ -1,0 +1,301 @@
+/**
+ * The `EventStoreService` over SQLite. Writes (claim, acquire, append, renew) and the engine's reads go
+ * through prepared statements on the store's own better-sqlite3 connection; listing goes through the
+ * `@effect/sql` client. Semantics follow the in-memory reference store of `@ledgerflow/core`.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { type Event, type EventStore, StoreError } from "@ledgerflow/core"
+import type Database from "better-sqlite3"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import { storeError } from "./errors.js"
+import { decodeRun, runColumns } from "./rows.js"
+import type { Writer } from "./writer.js"
+
+export interface StoreContext {
+  readonly db: Database.Database
+  readonly sql: SqlClient.SqlClient
+  readonly writer: Writer
+  readonly filename: string
+  readonly busyTimeoutMs: number
+}
+
+/** The projection columns an append or acquire sets: `setFailure` 0 keeps the failure columns as they are. */
+interface PatchParams {
+  readonly status: EventStore.RunStatus | null
+  readonly setFailure: 0 | 1
+  readonly failureClass: string | null
+  readonly failureFingerprint: string | null
+  readonly failureReason: string | null
+}
+
+const patchParams = (patch: EventStore.RunPatch | undefined): PatchParams => {
+  const failure = patch?.failure
+  return {
+    status: patch?.status ?? null,
+    setFailure: failure === undefined ? 0 : 1,
+    failureClass: failure?.failureClass ?? null,
+    failureFingerprint: failure?.failureFingerprint ?? null,
+    failureReason: failure?.failureReason ?? null
+  }
+}
+
+const patchSql = `status = coalesce(@status, status),
+  failure_class = CASE WHEN @setFailure THEN @failureClass ELSE failure_class END,
+  failure_fingerprint = CASE WHEN @setFailure THEN @failureFingerprint ELSE failure_fingerprint END,
+  failure_reason = CASE WHEN @setFailure THEN @failureReason ELSE failure_reason END`
+
+export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext): EventStore.EventStoreService => {
+  const insertEvent = db.prepare<[string, number, string, number, number, string]>(
+    "INSERT INTO events (run_id, seq, type, v, at, data) VALUES (?, ?, ?, ?, ?, ?)"
+  )
+  const insertRun = db.prepare<{
+    runId: string
+    pipeline: string
+    version: string
+    key: string
+    now: number
+    lastSeq: number
+    owner: string
+    leaseExpiresAt: number
+    parentRunId: string | null
+    correlationId: string | null
+  }>(
+    `INSERT INTO runs (run_id, pipeline, version, key, status, created_at, updated_at, last_seq, owner, lease_token,
+       lease_expires_at, parent_run_id, correlation_id)
+     VALUES (@runId, @pipeline, @version, @key, 'running', @now, @now, @lastSeq, @owner, 1, @leaseExpiresAt,
+       @parentRunId, @correlationId)
+     ON CONFLICT (pipeline, key) DO NOTHING`
+  )
+  const appendToRun = db.prepare<
+    PatchParams & { runId: string; token: number; expectedSeq: number | null; count: number; now: number },
+    { last_seq: number }
+  >(
+    `UPDATE runs SET last_seq = last_seq + @count, updated_at = @now, ${patchSql}
+     WHERE run_id = @runId AND lease_token = @token AND (@expectedSeq IS NULL OR last_seq = @expectedSeq)
+     RETURNING last_seq`
+  )
+  const acquireRun = db.prepare<
+    PatchParams & {
+      runId: string
+      expectedToken: number
+      owner: string
+      leaseExpiresAt: number
+      requireExpired: 0 | 1
+      count: number
+      now: number
+    }
+  >(
+    `UPDATE runs SET owner = @owner, lease_token = lease_token + 1, lease_expires_at = @leaseExpiresAt,
+       last_seq = last_seq + @count, updated_at = @now, ${patchSql}
+     WHERE run_id = @runId AND lease_token = @expectedToken
+       AND (NOT @requireExpired OR status <> 'running' OR lease_expires_at <= @now)
+     RETURNING ${runColumns}`
+  )
+  const renewLease = db.prepare<[number, string, number]>(
+    "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND lease_token = ?"
+  )
+  const selectRun = db.prepare<[string]>(`SELECT ${runColumns} FROM runs WHERE run_id = ?`)
+  const selectByKey = db.prepare<[string, string]>(`SELECT ${runColumns} FROM runs WHERE pipeline = ? AND key = ?`)
+  const selectEvents = db.prepare<[string, number], Event.StoredEvent>(
+    "SELECT run_id AS runId, seq, type, v, at, data FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq"
+  )
+
+  const fail = (operation: string) => (cause: unknown) => storeError(operation, filename, cause, busyTimeoutMs)
+
+  /** Events numbered from `firstSeq`; called inside a write transaction. */
+  const insertEvents = (runId: string, firstSeq: number, events: ReadonlyArray<Event.NewEvent>) => {
+    let seq = firstSeq
+    for (const event of events) insertEvent.run(runId, seq++, event.type, event.v, event.at, event.data)
+  }
+
+  const currentRun = (runId: string): EventStore.RunRecord | undefined => {
+    const row = selectRun.get(runId)
+    return row === undefined ? undefined : decodeRun(row)
+  }
+
+  const read = <A>(operation: string, f: () => A): Effect.Effect<A, StoreError.StoreError> =>
+    Effect.try({ try: f, catch: fail(operation) })
+
+  const list = (
+    operation: string,
+    query: Effect.Effect<ReadonlyArray<unknown>, SqlError>
+  ): Effect.Effect<ReadonlyArray<EventStore.RunRecord>, StoreError.StoreError> =>
+    Effect.flatMap(Effect.mapError(query, fail(operation)), (rows) => read(operation, () => rows.map(decodeRun)))
+
+  return {
+    claim: (request) =>
+      writer.submit(
+        (): Exit.Exit<EventStore.ClaimResult> => {
+          const inserted = insertRun.run({
+            runId: request.runId,
+            pipeline: request.pipeline,
+            version: request.version,
+            key: request.key,
+            now: request.now,
+            lastSeq: request.events.length,
+            owner: request.owner,
+            leaseExpiresAt: request.leaseExpiresAt,
+            parentRunId: request.parentRunId ?? null,
+            correlationId: request.correlationId ?? null
+          })
+          if (inserted.changes === 0) {
+            const existing = decodeRun(selectByKey.get(request.pipeline, request.key))
+            return Exit.succeed({ _tag: "Existing", run: existing })
+          }
+          insertEvents(request.runId, 1, request.events)
+          return Exit.succeed({
+            _tag: "Created",
+            run: {
+              runId: request.runId,
+              pipeline: request.pipeline,
+              version: request.version,
+              key: request.key,
+              status: "running",
+              createdAt: request.now,
+              updatedAt: request.now,
+              lastSeq: request.events.length,
+              owner: request.owner,
+              leaseToken: 1,
+              leaseExpiresAt: request.leaseExpiresAt,
+              failureClass: undefined,
+              failureFingerprint: undefined,
+              failureReason: undefined,
+              parentRunId: request.parentRunId,
+              correlationId: request.correlationId
+            }
+          })
+        },
+        fail(`claim of ${request.pipeline} key ${request.key}`)
+      ),
+
+    acquire: (request) =>
+      Effect.suspend(() => {
+        // A successful compare-and-set always yields expectedToken + 1.
+        const events = request.events(request.expectedToken + 1)
+        return writer.submit(
+          (): Exit.Exit<EventStore.RunRecord, StoreError.LeaseLost> => {
+            const row = acquireRun.get({
+              ...patchParams(request.patch),
+              runId: request.runId,
+              expectedToken: request.expectedToken,
+              owner: request.owner,
+              leaseExpiresAt: request.leaseExpiresAt,
+              requireExpired: request.requireExpired ? 1 : 0,
+              count: events.length,
+              now: request.now
+            })
+            if (row === undefined) {
+              const run = currentRun(request.runId)
+              return Exit.fail(
+                new StoreError.LeaseLost({
+                  runId: request.runId,
+                  token: request.expectedToken,
+                  message: run === undefined || run.leaseToken !== request.expectedToken
+                    ? `run ${request.runId} was taken by another worker (token ${run?.leaseToken ?? "none"})`
+                    : `run ${request.runId} is still leased by ${run.owner} until ${
+                      new Date(run.leaseExpiresAt).toISOString()
+                    }`
+                })
+              )
+            }
+            const run = decodeRun(row)
+            insertEvents(run.runId, run.lastSeq - events.length + 1, events)
+            return Exit.succeed(run)
+          },
+          fail(`acquire of run ${request.runId}`)
+        )
+      }),
+
+    append: (request) =>
+      writer.submit(
+        (): Exit.Exit<number, StoreError.LeaseLost | StoreError.SeqConflict> => {
+          const row = appendToRun.get({
+            ...patchParams(request.patch),
+            runId: request.runId,
+            token: request.token,
+            expectedSeq: request.expectedSeq ?? null,
+            count: request.events.length,
+            now: request.now
+          })
+          if (row === undefined) {
+            const run = currentRun(request.runId)
+            if (run === undefined || run.leaseToken !== request.token) {
+              return Exit.fail(
+                new StoreError.LeaseLost({
+                  runId: request.runId,
+                  token: request.token,
+                  message: `append to run ${request.runId} refused: token ${request.token} is stale (current ${
+                    run?.leaseToken ?? "none"
+                  }); another worker owns the run`
+                })
+              )
+            }
+            return Exit.fail(
+              new StoreError.SeqConflict({
+                runId: request.runId,
+                expectedSeq: request.expectedSeq ?? run.lastSeq,
+                actualSeq: run.lastSeq
+              })
+            )
+          }
+          insertEvents(request.runId, row.last_seq - request.events.length + 1, request.events)
+          return Exit.succeed(row.last_seq)
+        },
+        fail(`append to run ${request.runId}`)
+      ),
+
+    renew: (request) =>
+      writer.submit(
+        (): Exit.Exit<void, StoreError.LeaseLost> =>
+          renewLease.run(request.leaseExpiresAt, request.runId, request.token).changes === 1
+            ? Exit.void
+            : Exit.fail(
+              new StoreError.LeaseLost({
+                runId: request.runId,
+                token: request.token,
+                message: `lease of run ${request.runId} was taken over (token ${request.token} is stale)`
+              })
+            ),
+        fail(`renewal of the lease of run ${request.runId}`)
+      ),
+
+    getRun: (runId) => read(`read of run ${runId}`, () => Option.fromNullable(currentRun(runId))),
+
+    findByKey: (pipeline, key) =>
+      read(`lookup of ${pipeline} key ${key}`, () => {
+        const row = selectByKey.get(pipeline, key)
+        return row === undefined ? Option.none() : Option.some(decodeRun(row))
+      }),
+
+    readEvents: (runId, fromSeq = 1) => read(`read of the events of run ${runId}`, () => selectEvents.all(runId, fromSeq)),
+
+    findByPrefix: (prefix, limit) =>
+      list(
+        `lookup of runs whose id starts with ${prefix}`,
+        // GLOB is case-sensitive, like `startsWith`, and uses the primary key for the literal prefix.
+        sql`SELECT ${sql.literal(runColumns)} FROM runs WHERE run_id GLOB ${globPrefix(prefix)}
+            ORDER BY created_at, run_id LIMIT ${limit}`
+      ),
+
+    listRuns: (filter) => {
+      const conditions = [
+        ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
+        ...(filter.pipeline === undefined ? [] : [sql`pipeline = ${filter.pipeline}`]),
+        ...(filter.key === undefined ? [] : [sql`key = ${filter.key}`]),
+        ...(filter.since === undefined ? [] : [sql`updated_at >= ${filter.since}`])
+      ]
+      return list(
+        "listing of runs",
+        sql`SELECT ${sql.literal(runColumns)} FROM runs WHERE ${sql.and(conditions)}
+            ORDER BY created_at DESC, run_id DESC
+            ${filter.limit === undefined ? sql.literal("") : sql`LIMIT ${filter.limit}`}`
+      )
+    }
+  }
+}
+
+/** A GLOB pattern matching strings that start with `prefix` literally. */
+const globPrefix = (prefix: string) => prefix.replace(/[*?[]/g, (c) => `[${c}]`) + "*"

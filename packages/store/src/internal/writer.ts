@@ -1,0 +1,97 @@
+/**
+ * The hot path's single writer. Writes queue in an array; one drain, scheduled once the fibers that can
+ * run have run (`setImmediate`), commits everything queued in one native `BEGIN IMMEDIATE` transaction:
+ * one fsync per batch. In a batch of several, each write runs in its own SAVEPOINT, so a write that
+ * throws is rolled back alone; every caller resumes only after COMMIT.
+ */
+import type Database from "better-sqlite3"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type { StoreError } from "@ledgerflow/core"
+
+/** A queued write: `execute` runs inside the batch's transaction, then `complete` or `abort` resumes its caller. */
+interface Pending {
+  cancelled: boolean
+  readonly execute: () => void
+  readonly complete: () => void
+  readonly abort: (cause: unknown) => void
+}
+
+export interface Writer {
+  /**
+   * Queue `write` for the next batch. It runs inside a transaction and returns expected outcomes as an
+   * Exit (a failed Exit must have written nothing). An exception rolls back this write, or the whole batch
+   * when SQLite ended the transaction, and fails the caller with `onError(exception)`.
+   */
+  readonly submit: <A, E>(
+    write: () => Exit.Exit<A, E>,
+    onError: (cause: unknown) => StoreError.StoreError
+  ) => Effect.Effect<A, E | StoreError.StoreError>
+  /** Commit whatever is queued, now (when the store closes). */
+  readonly flush: () => void
+}
+
+export const make = (db: Database.Database): Writer => {
+  let queue: Array<Pending> = []
+  let scheduled = false
+
+  // Called alone, `one` is a BEGIN IMMEDIATE transaction; called inside `many`, a SAVEPOINT.
+  const one = db.transaction((pending: Pending) => pending.execute())
+  const many = db.transaction((batch: ReadonlyArray<Pending>) => {
+    for (const pending of batch) {
+      try {
+        one(pending)
+      } catch (cause) {
+        // The write is rolled back and its outcome is already its error; but some errors (I/O, disk
+        // full) end the whole transaction, and then the whole batch fails.
+        if (!db.inTransaction) throw cause
+      }
+    }
+  })
+
+  const drain = () => {
+    scheduled = false
+    const batch = queue.filter((pending) => !pending.cancelled)
+    queue = []
+    if (batch.length === 0) return
+    try {
+      if (batch.length === 1) one.immediate(batch[0]!)
+      else many.immediate(batch)
+    } catch (cause) {
+      for (const pending of batch) pending.abort(cause)
+      return
+    }
+    for (const pending of batch) pending.complete()
+  }
+
+  const submit = <A, E>(
+    write: () => Exit.Exit<A, E>,
+    onError: (cause: unknown) => StoreError.StoreError
+  ): Effect.Effect<A, E | StoreError.StoreError> =>
+    Effect.async<A, E | StoreError.StoreError>((resume) => {
+      let outcome: Exit.Exit<A, E | StoreError.StoreError> | undefined
+      const pending: Pending = {
+        cancelled: false,
+        execute: () => {
+          try {
+            outcome = write()
+          } catch (cause) {
+            outcome = Exit.fail(onError(cause))
+            throw cause
+          }
+        },
+        complete: () => resume(outcome ?? Exit.die(new Error("a queued write was committed without running"))),
+        abort: (cause) => resume(Exit.fail(onError(cause)))
+      }
+      queue.push(pending)
+      if (!scheduled) {
+        scheduled = true
+        setImmediate(drain)
+      }
+      return Effect.sync(() => {
+        pending.cancelled = true
+      })
+    })
+
+  return { submit, flush: drain }
+}

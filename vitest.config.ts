@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config"
+
+// Tests import the workspace packages from their TypeScript sources ("source" export condition),
+// so a test run never depends on a stale build.
+export default defineConfig({
+  resolve: { conditions: ["source"] },
+  ssr: { resolve: { conditions: ["source"] } },
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts", "examples/test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000
+  }
+})
