@@ -2,10 +2,9 @@
  * Retry policies: exponential backoff with jitter, capped in attempts, delay and total elapsed time, that
  * only ever retries a `Transient` and never sooner than the server's `retryAfter`.
  *
- * The policy is decided twice over, with one semantics: `schedule` is an Effect `Schedule` for
- * `Effect.retry` in memory, and `decide` is the same decision as a pure function of (attempt, elapsed),
- * which the engine uses because a step's attempt count and elapsed budget must survive a crash, and a
- * `Schedule`'s state lives only in memory.
+ * `schedule` gives it as an Effect `Schedule` for `Effect.retry`; `decide` gives the same decision as a pure
+ * function of (attempt, elapsed), because the engine must carry those across processes (a crash must not
+ * reset them) and a `Schedule` keeps its state in memory only.
  */
 import * as Duration from "effect/Duration"
 import * as Schedule from "effect/Schedule"

@@ -249,6 +249,9 @@ const retried = (p: RetryPolicy.RetryPolicy, fs: ReadonlyArray<Failure.Failure>,
     return { exit, starts: yield* Ref.get(starts) }
   })
 
+// Each TestClock.adjust waits for the fibers to settle on every sleep, so these runs cost ~20ms each.
+const scheduleRuns = { fastCheck: { numRuns: 50 } }
+
 describe("RetryPolicy.schedule", () => {
   it.effect.prop(
     "under Effect.retry: a deterministic failure is attempted once, attempts never pass maxAttempts",
@@ -261,7 +264,8 @@ describe("RetryPolicy.schedule", () => {
         if (stop !== undefined) expect(starts.length).toBeLessThanOrEqual(stop + 1)
         // Effect.retry fails with the last attempt's failure.
         expect(exit).toStrictEqual(Exit.fail(at(fs, starts.length - 1)))
-      })
+      }),
+    scheduleRuns
   )
 
   it.effect.prop(
@@ -277,7 +281,8 @@ describe("RetryPolicy.schedule", () => {
           expect(delay).toBeLessThanOrEqual(Math.max(Duration.toMillis(p.maxDelay), retryAfter) + EPS)
         }
         expect(starts[starts.length - 1]! - starts[0]!).toBeLessThanOrEqual(Duration.toMillis(p.maxElapsed) + EPS)
-      })
+      }),
+    scheduleRuns
   )
 
   it.effect.prop(
@@ -288,7 +293,8 @@ describe("RetryPolicy.schedule", () => {
         const { starts } = yield* retried(p, fs, r)
         const expected = simulate(p, fs, r)
         expect(starts).toStrictEqual(expected.starts)
-      })
+      }),
+    scheduleRuns
   )
 
   it.effect.prop(
@@ -300,7 +306,8 @@ describe("RetryPolicy.schedule", () => {
         const expected = simulate(p, fs, r)
         expect(starts.length).toBe(expected.starts.length)
         starts.forEach((start, i) => expect(start).toBeCloseTo(expected.starts[i]!, 3))
-      })
+      }),
+    scheduleRuns
   )
 
   it.effect("the server's retryAfter is honoured even past maxDelay", () =>

@@ -220,14 +220,13 @@ export class StepRunner {
     inputHash: string,
     prior: Journal.StepEntry | undefined
   ): Effect.Effect<O, StepError, R> {
-    const self = this
     const sameInput = prior !== undefined && prior.completed === undefined && prior.inputHash === inputHash
     // Attempts are numbered on across processes; the retry budget carries over a crash for the same input.
     let attempt = prior?.failedAttempts ?? 0
     let budgetAttempts = sameInput ? prior.budget.attempts : 0
     let budgetStartedAt = sameInput ? prior.budget.startedAt : undefined
     const retryAt = sameInput ? prior.retryAt : undefined
-    return Effect.gen(function*() {
+    return Effect.gen(this, function*() {
       if (retryAt !== undefined) {
         // A previous process scheduled this retry: keep its backoff.
         const now = yield* Clock.currentTimeMillis
@@ -239,10 +238,10 @@ export class StepRunner {
         budgetStartedAt ??= startedAt
         const usage: Array<Usage> = []
         const context: StepContext = {
-          runId: self.config.runId,
+          runId: this.config.runId,
           stepId,
           attempt,
-          idempotencyKey: `${self.config.runId}/${stepId}`,
+          idempotencyKey: `${this.config.runId}/${stepId}`,
           reportUsage: (u) => Effect.sync(() => void usage.push(u))
         }
         const exit = yield* Effect.exit(step.run(input, context))
@@ -251,7 +250,7 @@ export class StepRunner {
           const encoded = step.codec.encodeOutput(exit.value)
           if (Either.isRight(encoded)) {
             const at = yield* Clock.currentTimeMillis
-            yield* self.append([
+            yield* this.append([
               new Event.StepCompleted({
                 at,
                 stepId,
@@ -263,7 +262,7 @@ export class StepRunner {
                 ...(usage.length > 0 ? { usage } : {})
               })
             ])
-            self.claimed.add(stepId)
+            this.claimed.add(stepId)
             return exit.value
           }
           failure = Failure.deterministic(
@@ -285,7 +284,7 @@ export class StepRunner {
           random: yield* Random.next
         })
         budgetAttempts += 1
-        yield* self.append([
+        yield* this.append([
           new Event.StepAttemptFailed({
             at,
             stepId,
@@ -301,7 +300,7 @@ export class StepRunner {
           })
         ])
         if (decision._tag === "GiveUp") {
-          self.failedStep.set(failure, stepId)
+          this.failedStep.set(failure, stepId)
           return yield* Effect.fail(failure)
         }
         yield* Effect.sleep(decision.delay)

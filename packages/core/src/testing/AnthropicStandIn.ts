@@ -15,9 +15,8 @@ import type * as Scope from "effect/Scope"
 import * as internal from "./internal/server.js"
 import type { DefaultReply, Meter, Script } from "./internal/script.js"
 
+// The script language and the meter, as Schemas (see `internal/script.ts` for each entry's meaning).
 export {
-  /** One script entry or a list of them, as JSON text. */
-  ScriptFromJson,
   CutAfterHeadersFault,
   DefaultReply,
   Fault,
@@ -28,6 +27,7 @@ export {
   ResetFault,
   Script,
   ScriptedUsage,
+  ScriptFromJson,
   SlowFault,
   StatusFault,
   StreamErrorFault,

@@ -1,0 +1,119 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Event, Failure, Journal } from "@ledgerflow/core"
+import { Effect } from "effect"
+import * as fc from "fast-check"
+
+/** One step's own history: some failed attempts, then maybe a completion. */
+const stepHistory = (stepIndex: number, failures: number, completes: boolean): Array<Event.Event> => {
+  const stepId = `s${stepIndex}#0`
+  const events: Array<Event.Event> = []
+  for (let attempt = 1; attempt <= failures; attempt++) {
+    events.push(
+      new Event.StepAttemptFailed({
+        at: attempt * 10,
+        stepId,
+        name: `s${stepIndex}`,
+        inputHash: "h",
+        attempt,
+        startedAt: attempt * 10 - 5,
+        failure: Failure.transient(`attempt ${attempt} of ${stepId}`),
+        retryDelayMs: 100
+      })
+    )
+  }
+  if (completes) {
+    events.push(
+      new Event.StepCompleted({
+        at: 1000,
+        stepId,
+        name: `s${stepIndex}`,
+        inputHash: "h",
+        attempt: failures + 1,
+        startedAt: 990,
+        output: { step: stepIndex }
+      })
+    )
+  }
+  return events
+}
+
+/** Merge per-step histories in the order `picks` chooses, keeping each step's own order. */
+const interleave = (histories: Array<Array<Event.Event>>, picks: ReadonlyArray<number>): Array<Event.Event> => {
+  const queues = histories.map((h) => [...h])
+  const out: Array<Event.Event> = []
+  let p = 0
+  while (queues.some((q) => q.length > 0)) {
+    const live = queues.filter((q) => q.length > 0)
+    const q = live[(picks[p++ % Math.max(1, picks.length)] ?? 0) % live.length]!
+    out.push(q.shift()!)
+  }
+  return out
+}
+
+const started = new Event.RunStarted({ at: 0, pipeline: "p", version: "1", key: "k", input: null, inputHash: "h" })
+
+describe("Journal.fold", () => {
+  it.prop(
+    "any interleaving of the steps' events folds to the same state per step",
+    {
+      shape: fc.array(fc.record({ failures: fc.integer({ min: 0, max: 4 }), completes: fc.boolean() }), {
+        minLength: 1,
+        maxLength: 6
+      }),
+      picks: fc.array(fc.nat(), { minLength: 1, maxLength: 40 })
+    },
+    ({ picks, shape }) => {
+      const histories = shape.map((s, i) => stepHistory(i, s.failures, s.completes))
+      const sequential = Journal.fold([started, ...histories.flat()])
+      const interleaved = Journal.fold([started, ...interleave(histories, picks)])
+      expect([...interleaved.steps.entries()].sort()).toEqual([...sequential.steps.entries()].sort())
+      expect([...interleaved.completionOrder].sort()).toEqual([...sequential.completionOrder].sort())
+      shape.forEach((s, i) => {
+        const entry = interleaved.steps.get(`s${i}#0`)
+        expect(entry?.failedAttempts ?? 0).toBe(s.failures)
+        expect(entry?.completed !== undefined).toBe(s.completes && true)
+      })
+    }
+  )
+
+  it("a resume after a failure opens a new retry budget; a takeover after a crash keeps it", () => {
+    const failed = stepHistory(0, 3, false)
+    const afterFailure = Journal.fold([
+      started,
+      ...failed,
+      new Event.RunFailed({ at: 50, failure: Failure.transient("x"), fingerprint: "f" }),
+      new Event.RunResumed({ at: 60, reason: "resumed" })
+    ])
+    expect(afterFailure.steps.get("s0#0")).toMatchObject({ failedAttempts: 3, budget: { attempts: 0 } })
+    const afterCrash = Journal.fold([started, ...failed, new Event.RunResumed({ at: 60, reason: "lease expired" })])
+    expect(afterCrash.steps.get("s0#0")).toMatchObject({ failedAttempts: 3, budget: { attempts: 3, startedAt: 5 } })
+    expect(afterCrash.steps.get("s0#0")?.retryAt).toBe(130)
+  })
+})
+
+describe("Event", () => {
+  it.effect("an event type this reader does not know is an UnknownEvent naming it", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Event.decode({ runId: "run_1", seq: 7, type: "StepTeleported", v: 1, at: 0, data: "{}" })
+      )
+      expect(error._tag).toBe("UnknownEvent")
+      expect(error.message).toContain("StepTeleported")
+      expect(error.message).toContain("upgrade ledgerflow")
+    }))
+
+  it.effect("a newer format version is refused with the versions this reader knows", () =>
+    Effect.gen(function*() {
+      const encoded = Event.encode(started)
+      const error = yield* Effect.flip(Event.decode({ runId: "run_1", seq: 1, ...encoded, v: 9 }))
+      expect(error.message).toContain("format version 9")
+    }))
+
+  it.effect("events round-trip through their encoding, failures included", () =>
+    Effect.gen(function*() {
+      const failure = Failure.transient("HTTP 429", { retryAfter: "3 seconds", rule: "http-status" })
+      const event = new Event.RunFailed({ at: 5, failure, fingerprint: "f", stepId: "a#0" })
+      const back = yield* Event.decode({ runId: "r", seq: 1, ...Event.encode(event) })
+      expect(back).toEqual(event)
+    }))
+})

@@ -1,0 +1,58 @@
+import { describe, expect, it } from "@effect/vitest"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { createAppDb, sideEffects } from "./fixtures/seed.js"
+import { runWorker } from "./fixtures/spawn.js"
+
+const tempDir = () => mkdtempSync(join(tmpdir(), "ledgerflow-proc-"))
+
+describe("across OS processes, on one SQLite file", () => {
+  it("two processes start the same key at the same moment, 50 rounds: each round's step body runs exactly once", async () => {
+    const dir = tempDir()
+    const orders = {
+      mode: "race",
+      db: join(dir, "ledger.db"),
+      sideEffects: join(dir, "effects.log"),
+      rounds: 50,
+      slotMs: 60,
+      // Both workers boot (tsx compiles the sources) before the first slot.
+      startAt: Date.now() + 6_000
+    }
+    const [a, b] = await Promise.all([runWorker(orders), runWorker(orders)])
+    expect(a.stderr + b.stderr).toBe("")
+    const outcomes = [JSON.parse(a.stdout).outcomes, JSON.parse(b.stdout).outcomes] as Array<Array<string>>
+    const lines = sideEffects(orders.sideEffects)
+    for (let r = 0; r < 50; r++) {
+      expect(lines.filter((l) => l.startsWith(`round-${r} `)).length).toBe(1)
+      // Each worker either got the output (it ran the step, or the run had completed) or was told the
+      // other one holds the run; nobody failed.
+      for (const o of outcomes) expect(["ok", "RunInProgress"]).toContain(o[r])
+    }
+    // The two workers really raced: both ran some rounds' bodies.
+    const pids = new Set(lines.map((l) => l.split(" ")[1]))
+    expect(pids.size).toBe(2)
+  }, 120_000)
+
+  it("a process killed after steps 1–3 is resumed by a new process with steps 1–3 served from the log", async () => {
+    const dir = tempDir()
+    const orders = {
+      mode: "seed",
+      db: join(dir, "ledger.db"),
+      appDb: join(dir, "app.db"),
+      sideEffects: join(dir, "effects.log"),
+      leaseMs: 1_000,
+      key: "report-acme"
+    }
+    createAppDb(orders.appDb, { withRegion: true })
+    const killed = await runWorker({ ...orders, killAt: "insert-row" })
+    expect(killed.signal).toBe("SIGKILL")
+    expect(sideEffects(orders.sideEffects)).toEqual(["fetch", "summarize", "write-file"])
+    // A new process starts the same key: it waits out the dead worker's lease, takes the run over, and
+    // serves the three completed steps from the log.
+    const resumed = await runWorker(orders)
+    expect(resumed.stderr).toBe("")
+    expect(JSON.parse(resumed.stdout).out).toEqual({ file: "reports/9.txt", row: 1 })
+    expect(sideEffects(orders.sideEffects)).toEqual(["fetch", "summarize", "write-file", "insert-row", "webhook"])
+  }, 120_000)
+})
