@@ -10,12 +10,21 @@ import { EventStore, type RunFilter, type RunRecord } from "./EventStore.js"
 import type * as Failure from "./Failure.js"
 import * as internal from "./internal/engine.js"
 import type * as Journal from "./Journal.js"
-import type { Pipeline } from "./Pipeline.js"
+import type * as Pipeline from "./Pipeline.js"
 import type { RunContext } from "./RunContext.js"
 import type { RunNotFound } from "./RunError.js"
 import type { StoreError } from "./StoreError.js"
 
-export type { EngineError, EngineOptions, ReplayReport, ResumeOptions, RunError, RunOptions } from "./internal/engine.js"
+export type {
+  EngineError,
+  EngineOptions,
+  RecoveredRun,
+  ReplayReport,
+  ResumeOptions,
+  RollbackReport,
+  RunError,
+  RunOptions
+} from "./internal/engine.js"
 export type { ReplayEntry } from "./internal/runner.js"
 
 export interface EngineService {
@@ -27,21 +36,36 @@ export interface EngineService {
    * or a dead worker's run is resumed with completed steps served from the log.
    */
   readonly run: <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     input: I,
     options?: internal.RunOptions
   ) => Effect.Effect<O, internal.RunError, Exclude<R, RunContext>>
   /** Continue a failed run (any classification) after a fix; completed steps cost nothing. */
   readonly resume: <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     runId: string,
     options?: internal.ResumeOptions
   ) => Effect.Effect<O, internal.RunError, Exclude<R, RunContext>>
   /** Re-execute the pipeline's code against the log with no side effects and report each step. */
   readonly replay: <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     runId: string
   ) => Effect.Effect<internal.ReplayReport, internal.EngineError | Failure.Deterministic, Exclude<R, RunContext>>
+  /**
+   * Undo a failed run: replay it against the journal to rebuild its compensations (no step body runs),
+   * then run the pending ones in reverse order. Also finishes a rollback a crash or a failed compensation
+   * left unfinished.
+   */
+  readonly rollback: <I, O, E, R>(
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
+    runId: string
+  ) => Effect.Effect<internal.RollbackReport, internal.EngineError | Failure.Deterministic, Exclude<R, RunContext>>
+  /** Finish the runs whose worker died: resume them, or roll back per the pipeline's `onCrash`. */
+  readonly recover: <P extends Pipeline.Any>(
+    pipelines: ReadonlyArray<P>
+  ) => Effect.Effect<ReadonlyArray<internal.RecoveredRun>, StoreError, Pipeline.Requirements<P>>
+  /** Close the storm breaker of the pipeline's current version. */
+  readonly resetBreaker: (pipeline: Pipeline.Any) => Effect.Effect<void, StoreError>
   /** A run by id or unique id prefix. */
   readonly getRun: (runIdOrPrefix: string) => Effect.Effect<RunRecord, RunNotFound | StoreError>
   readonly runs: (filter: RunFilter) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
@@ -57,24 +81,38 @@ export const layer = (options?: internal.EngineOptions): Layer.Layer<Engine, nev
   Layer.effect(Engine, Effect.map(EventStore, (store) => internal.make(store, options)))
 
 export const run = <I, O, E, R>(
-  pipeline: Pipeline<I, O, E, R>,
+  pipeline: Pipeline.Pipeline<I, O, E, R>,
   input: I,
   options?: internal.RunOptions
 ): Effect.Effect<O, internal.RunError, Engine | Exclude<R, RunContext>> =>
   Effect.flatMap(Engine, (engine) => engine.run(pipeline, input, options))
 
 export const resume = <I, O, E, R>(
-  pipeline: Pipeline<I, O, E, R>,
+  pipeline: Pipeline.Pipeline<I, O, E, R>,
   runId: string,
   options?: internal.ResumeOptions
 ): Effect.Effect<O, internal.RunError, Engine | Exclude<R, RunContext>> =>
   Effect.flatMap(Engine, (engine) => engine.resume(pipeline, runId, options))
 
 export const replay = <I, O, E, R>(
-  pipeline: Pipeline<I, O, E, R>,
+  pipeline: Pipeline.Pipeline<I, O, E, R>,
   runId: string
 ): Effect.Effect<internal.ReplayReport, internal.EngineError | Failure.Deterministic, Engine | Exclude<R, RunContext>> =>
   Effect.flatMap(Engine, (engine) => engine.replay(pipeline, runId))
+
+export const rollback = <I, O, E, R>(
+  pipeline: Pipeline.Pipeline<I, O, E, R>,
+  runId: string
+): Effect.Effect<internal.RollbackReport, internal.EngineError | Failure.Deterministic, Engine | Exclude<R, RunContext>> =>
+  Effect.flatMap(Engine, (engine) => engine.rollback(pipeline, runId))
+
+export const recover = <P extends Pipeline.Any>(
+  pipelines: ReadonlyArray<P>
+): Effect.Effect<ReadonlyArray<internal.RecoveredRun>, StoreError, Engine | Pipeline.Requirements<P>> =>
+  Effect.flatMap(Engine, (engine) => engine.recover(pipelines))
+
+export const resetBreaker = (pipeline: Pipeline.Any): Effect.Effect<void, StoreError, Engine> =>
+  Effect.flatMap(Engine, (engine) => engine.resetBreaker(pipeline))
 
 export const getRun = (runIdOrPrefix: string): Effect.Effect<RunRecord, RunNotFound | StoreError, Engine> =>
   Effect.flatMap(Engine, (engine) => engine.getRun(runIdOrPrefix))

@@ -111,6 +111,7 @@ export interface AppendRequest {
 export interface RunFilter {
   readonly status?: RunStatus | undefined
   readonly pipeline?: string | undefined
+  readonly version?: string | undefined
   readonly key?: string | undefined
   /** Runs updated at or after this epoch millisecond. */
   readonly since?: number | undefined
@@ -133,6 +134,9 @@ export interface EventStoreService {
   /** Runs whose id starts with `prefix` (for ids typed by people); at most `limit`. */
   readonly findByPrefix: (prefix: string, limit: number) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
   readonly listRuns: (filter: RunFilter) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+  /** A small durable setting (e.g. when a pipeline's storm breaker was last reset). */
+  readonly getSetting: (key: string) => Effect.Effect<Option.Option<string>, StoreError>
+  readonly putSetting: (key: string, value: string) => Effect.Effect<void, StoreError>
   /** A run's events in seq order, from `fromSeq` (inclusive, default 1). */
   readonly readEvents: (runId: string, fromSeq?: number) => Effect.Effect<ReadonlyArray<StoredEvent>, StoreError>
 }

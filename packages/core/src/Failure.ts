@@ -6,6 +6,7 @@
 import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as internalClassify from "./internal/classify.js"
 
 /**
  * A JSON-safe summary of the raw error behind a failure: enough to act on and to fingerprint, never the
@@ -140,7 +141,6 @@ export const normaliseMessage = (message: string): string =>
 // The classifier (rules in `internal/classify.ts`, which returns plain data so it need not import this module)
 // ---------------------------------------------------------------------------------------------------------
 
-import * as internalClassify from "./internal/classify.js"
 
 const isTaggedFailure = (u: unknown): boolean =>
   Predicate.isTagged(u, "Transient") || Predicate.isTagged(u, "Deterministic")

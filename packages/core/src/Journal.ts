@@ -33,6 +33,7 @@ export interface StepEntry {
   }
   /** A durable start (irreversible steps) not yet followed by a completion or failure. */
   readonly inDoubt?: { readonly attempt: number; readonly idempotencyKey: string }
+  /** The compensation's progress; once `completed`, the step's effect is undone and it runs again on resume. */
   readonly compensation?: "started" | "completed" | "failed"
   /** Every usage recorded for the step: failed attempts and the completion. */
   readonly usage: ReadonlyArray<Usage>
@@ -131,7 +132,12 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
         const e = entry(event.stepId, event.name, event.inputHash, event.startedAt)
         delete e.inDoubt
         delete e.retryAt
-        if (e.completed === undefined) completionOrder.push(event.stepId)
+        if (e.completed === undefined || e.compensation === "completed") {
+          // A first completion, or a new one after the step was undone: it completes (again) now.
+          if (e.compensation === "completed") completionOrder.splice(completionOrder.indexOf(event.stepId), 1)
+          completionOrder.push(event.stepId)
+          delete e.compensation
+        }
         const usage = event.usage ?? []
         e.completed = { output: event.output, attempt: event.attempt, at: event.at, usage }
         if (usage.length > 0) e.usage = [...e.usage, ...usage]
@@ -190,3 +196,7 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/** A completion that stands: journaled and not undone by a compensation. */
+export const isCompleted = (entry: StepEntry): boolean =>
+  entry.completed !== undefined && entry.compensation !== "completed"

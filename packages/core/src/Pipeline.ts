@@ -17,6 +17,18 @@ export interface Options<I, IE, O, OE, E, R> {
   readonly input: Schema.Schema<I, IE, never>
   readonly output: Schema.Schema<O, OE, never>
   readonly run: (input: I) => Effect.Effect<O, E, R>
+  /**
+   * Checked before the steps of every execution (a new run or a resume): "the columns I write exist".
+   * A failure is `Deterministic` and costs no step.
+   */
+  readonly preflight?: Effect.Effect<void, unknown, R>
+  /** After a crash, `Engine.recover` resumes the run (default) or rolls it back. */
+  readonly onCrash?: "resume" | "rollback"
+  /**
+   * The storm breaker: after `threshold` consecutive runs of this version fail deterministically with the
+   * same fingerprint, new runs are refused with `CircuitOpen`. Default 3; `false` turns it off.
+   */
+  readonly breaker?: { readonly threshold: number } | false
 }
 
 /** The pipeline's Schemas compiled once. */
@@ -32,6 +44,10 @@ export interface Pipeline<I, O, E, R> {
   readonly version: string
   readonly codec: Codec<I, O>
   readonly run: (input: I) => Effect.Effect<O, E, R>
+  readonly preflight: Effect.Effect<void, unknown, R> | undefined
+  readonly onCrash: "resume" | "rollback"
+  /** Consecutive same-fingerprint deterministic failures that open the breaker; 0 when it is off. */
+  readonly breakerThreshold: number
 }
 
 /** Any pipeline, for collections such as a CLI config's list. */
@@ -54,6 +70,9 @@ export const make = <I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): 
       encodeOutput: Schema.encodeEither(options.output),
       decodeOutput: Schema.decodeUnknownEither(options.output)
     },
-    run: options.run
+    run: options.run,
+    preflight: options.preflight,
+    onCrash: options.onCrash ?? "resume",
+    breakerThreshold: options.breaker === false ? 0 : Math.max(1, options.breaker?.threshold ?? 3)
   }
 }

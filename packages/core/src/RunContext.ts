@@ -9,8 +9,11 @@ export interface RunContextService {
   readonly runId: string
   readonly key: string
   readonly pipeline: string
-  /** `execute` for runs and resumes; `replay` re-executes against the log with no side effects. */
-  readonly mode: "execute" | "replay"
+  /**
+   * `execute` for runs and resumes; `replay` re-executes against the log with no side effects;
+   * `rollback` serves from the log to rebuild the compensations to run.
+   */
+  readonly mode: "execute" | "replay" | "rollback"
   /** The journal the steps of this run read and append to (engine internals). */
   readonly runner: StepRunner
 }

@@ -45,6 +45,15 @@ export class PipelineMismatch extends Schema.TaggedError<PipelineMismatch>()("Pi
   message: Schema.String
 }) {}
 
+/** The storm breaker is open: runs of this pipeline version keep failing the same way. Nothing ran. */
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+  pipeline: Schema.String,
+  version: Schema.String,
+  fingerprint: Schema.String,
+  runs: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
 const control = /[\u0000-\u001f\u007f]/
 
 /** Check a run key; the message says what is wrong and what to do. */

@@ -4,6 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Failure from "./Failure.js"
@@ -49,6 +50,39 @@ export interface Options<I, IE, O, OE, E, R> {
   /** Turn this step's own errors into `Transient` or `Deterministic`. Default: `Failure.classify`. */
   readonly classify?: (error: E) => Failure.Failure
   readonly run: (input: I, context: StepContext) => Effect.Effect<O, E, R>
+  /**
+   * Undo the step's effect when the run fails: run in reverse completion order, journaled, retried on
+   * `Transient` by `compensateRetry`. Pass `context.idempotencyKey` on to the provider.
+   */
+  readonly compensate?: (output: O, input: I, context: CompensationContext) => Effect.Effect<void, unknown, R>
+  /** Retries of the compensation. Default: `RetryPolicy.defaultPolicy`. */
+  readonly compensateRetry?: RetryPolicy.RetryPolicy
+  /**
+   * Keep the step's journaled output when the run rolls back (paid inference): a later attempt of the
+   * same key is served it instead of paying again. Steps without `compensate` are always kept.
+   */
+  readonly keepOnRollback?: boolean
+  /**
+   * A step that cannot be undone or safely repeated (an e-mail, a payment). Its start is made durable
+   * before its body runs; a crash between start and completion is resolved by `reconcile`, or leaves
+   * the run `needs_attention` — never a blind second send. Once it completes, the run is past its
+   * pivot: earlier steps are no longer compensated.
+   */
+  readonly irreversible?: boolean
+  /**
+   * For an irreversible step found started but not completed: did it happen? `Some(output)` journals it
+   * as completed; `None` runs the step again with the same idempotency key.
+   */
+  readonly reconcile?: (input: I, idempotencyKey: string) => Effect.Effect<Option.Option<O>, unknown, R>
+}
+
+/** What a compensation knows about itself. */
+export interface CompensationContext {
+  readonly runId: string
+  readonly stepId: string
+  readonly attempt: number
+  /** Stable across attempts and processes: `runId/stepId/compensate`. */
+  readonly idempotencyKey: string
 }
 
 export interface CallOptions {
@@ -71,6 +105,11 @@ export interface Step<I, O, E, R> {
   readonly retry: RetryPolicy.RetryPolicy
   readonly classify: ((error: E) => Failure.Failure) | undefined
   readonly run: (input: I, context: StepContext) => Effect.Effect<O, E, R>
+  readonly compensate: ((output: O, input: I, context: CompensationContext) => Effect.Effect<void, unknown, R>) | undefined
+  readonly compensateRetry: RetryPolicy.RetryPolicy
+  readonly keepOnRollback: boolean
+  readonly irreversible: boolean
+  readonly reconcile: ((input: I, idempotencyKey: string) => Effect.Effect<Option.Option<O>, unknown, R>) | undefined
 }
 
 const noInput: Either.Either<unknown, ParseResult.ParseError> = Either.right(null)
@@ -96,6 +135,14 @@ export function make<O, OE, E, R>(options: Options<void, void, O, OE, E, R>): St
 export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): Step<I, O, E, R> {
   const problem = validateName("step name", options.name)
   if (problem !== undefined) throw new Error(`Step.make: ${problem}`)
+  if (options.irreversible === true && options.compensate !== undefined) {
+    throw new Error(
+      `Step.make: step "${options.name}" is irreversible and has a compensate; an irreversible step cannot be undone. Remove compensate (later failures go forward or to needs_attention), or drop irreversible if the effect can really be undone`
+    )
+  }
+  if (options.reconcile !== undefined && options.irreversible !== true) {
+    throw new Error(`Step.make: step "${options.name}" has a reconcile but is not irreversible; reconcile is only consulted for irreversible steps`)
+  }
   // A step without an input Schema takes no input, journaled as null.
   const encodeInput = options.input === undefined ? () => noInput : Schema.encodeEither(options.input)
   const call = (value: I, options?: CallOptions): Effect.Effect<O, StepError, R | RunContext> =>
@@ -110,7 +157,12 @@ export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): 
     },
     retry: options.retry ?? RetryPolicy.defaultPolicy,
     classify: options.classify,
-    run: options.run
+    run: options.run,
+    compensate: options.compensate,
+    compensateRetry: options.compensateRetry ?? RetryPolicy.defaultPolicy,
+    keepOnRollback: options.keepOnRollback ?? false,
+    irreversible: options.irreversible ?? false,
+    reconcile: options.reconcile
   })
   return self
 }

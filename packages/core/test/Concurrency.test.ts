@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Engine, EventStore, Pipeline, Step } from "@ledgerflow/core"
 import { Duration, Effect, Fiber, Layer, Schema, TestClock } from "effect"
-import * as fc from "fast-check"
+import { FastCheck as fc } from "effect"
 
 const EngineMemory = Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory))
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Event, Failure, Journal } from "@ledgerflow/core"
 import { Effect } from "effect"
-import * as fc from "fast-check"
+import { FastCheck as fc } from "effect"
 
 /** One step's own history: some failed attempts, then maybe a completion. */
 const stepHistory = (stepIndex: number, failures: number, completes: boolean): Array<Event.Event> => {

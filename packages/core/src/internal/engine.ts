@@ -10,15 +10,18 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Scope from "effect/Scope"
 import * as Event from "../Event.js"
-import type { EventStoreService, RunRecord } from "../EventStore.js"
+import type { EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
 import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
-import type { Pipeline } from "../Pipeline.js"
+import type * as Pipeline from "../Pipeline.js"
 import { RunContext } from "../RunContext.js"
 import {
+  CircuitOpen,
   InvalidInput,
   type InvalidKey,
   PipelineMismatch,
@@ -69,6 +72,7 @@ export interface ReplayReport {
 export type EngineError =
   | InvalidInput
   | InvalidKey
+  | CircuitOpen
   | RunInProgress
   | RunNotResumable
   | RunNotFound
@@ -79,6 +83,23 @@ export type EngineError =
   | Event.UnknownEvent
 
 export type RunError = Failure.Failure | StepDiverged | EngineError
+
+export interface RollbackReport {
+  readonly runId: string
+  /** Steps whose compensation ran to effect in this rollback, in the order they ran. */
+  readonly compensated: ReadonlyArray<string>
+  /** Steps still to undo (a compensation failed deterministically): the run needs attention. */
+  readonly pending: ReadonlyArray<string>
+  readonly status: RunRecord["status"]
+  readonly message: string
+}
+
+export interface RecoveredRun {
+  readonly runId: string
+  readonly pipeline: string
+  readonly action: "resumed" | "rolled back" | "skipped"
+  readonly outcome: string
+}
 
 export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const leaseMs = Duration.toMillis(options.leaseDuration ?? Duration.seconds(30))
@@ -104,7 +125,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   }
 
   /** The outcome of a finished run, as stored: its output, or its failure. */
-  const stored = <I, O, E, R>(pipeline: Pipeline<I, O, E, R>, run: RunRecord) =>
+  const stored = <I, O, E, R>(pipeline: Pipeline.Pipeline<I, O, E, R>, run: RunRecord) =>
     Effect.flatMap(readState(run.runId), (state): Effect.Effect<O, RunError> => {
       if (state.status === "completed") return decodeStored(pipeline.codec.decodeOutput, state.output, "output")
       if (state.failure !== undefined) return Effect.fail(state.failure.failure)
@@ -129,9 +150,17 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     })
 
   /** Keep the lease alive while the run executes; fails when another worker has taken it. */
-  const keepLease = (runId: string, token: number): Effect.Effect<never, LeaseLost | StoreError> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => store.renew({ runId, token, now, leaseExpiresAt: now + leaseMs }))
-      .pipe(Effect.delay(Duration.millis(leaseMs / 3)), Effect.forever)
+  const keepLease = (runner: StepRunner): Effect.Effect<never, LeaseLost | StoreError> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      store.renew({
+        runId: runner.config.runId,
+        token: runner.config.token,
+        now,
+        leaseExpiresAt: now + leaseMs
+      }).pipe(Effect.tap(() => void (runner.leaseExpiresAt = now + leaseMs)))).pipe(
+        Effect.delay(Duration.millis(leaseMs / 3)),
+        Effect.forever
+      )
 
   /** Give the lease up at once (the caller interrupted us): another start may take over immediately. */
   const releaseLease = (runId: string, token: number) =>
@@ -144,94 +173,185 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     return abort === undefined || abort._tag === "ReplayStopped" ? Effect.void : Effect.fail(abort)
   }
 
+  const newRunner = (run: RunRecord, state: Journal.RunState, mode: "execute" | "replay" | "rollback", reexecuteDiverged: boolean) =>
+    Effect.map(Scope.make(), (scope) =>
+      new StepRunner({
+        runId: run.runId,
+        mode,
+        reexecuteDiverged,
+        state,
+        store,
+        token: run.leaseToken,
+        scope,
+        leaseExpiresAt: run.leaseExpiresAt
+      }))
+
+  const contextOf = (pipeline: { readonly name: string }, run: RunRecord, runner: StepRunner) => ({
+    runId: run.runId,
+    key: run.key,
+    pipeline: pipeline.name,
+    mode: runner.config.mode,
+    runner
+  })
+
+  /** Run the pipeline's code under the run's context (and lease, unless replaying). */
+  const runProgram = <I, O, E, R>(
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
+    input: I,
+    run: RunRecord,
+    runner: StepRunner
+  ): Effect.Effect<Exit.Exit<O, E | LeaseLost | StoreError>, never, Exclude<R, RunContext>> => {
+    const program = Effect.provideService(pipeline.run(input), RunContext, contextOf(pipeline, run, runner))
+    return Effect.exit(runner.config.mode === "replay" ? program : Effect.raceFirst(program, keepLease(runner)))
+  }
+
   /** Execute the pipeline under the run's lease, against its journal; journal the outcome. */
   const execute = <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     input: I,
     run: RunRecord,
     state: Journal.RunState,
     reexecuteDiverged: boolean
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
     Effect.gen(function*() {
-      const runner = new StepRunner({
-        runId: run.runId,
-        mode: "execute",
-        reexecuteDiverged,
-        state,
-        store,
-        token: run.leaseToken
-      })
-      const program = Effect.provideService(pipeline.run(input), RunContext, {
-        runId: run.runId,
-        key: run.key,
-        pipeline: pipeline.name,
-        mode: "execute",
-        runner
-      })
-      const exit = yield* Effect.exit(Effect.raceFirst(program, keepLease(run.runId, run.leaseToken)))
-      yield* stopped(runner)
-      const at = yield* Clock.currentTimeMillis
+      const runner = yield* newRunner(run, state, "execute", reexecuteDiverged)
+      if (pipeline.preflight !== undefined) {
+        const checked = yield* Effect.exit(
+          Effect.provideService(pipeline.preflight, RunContext, contextOf(pipeline, run, runner))
+        )
+        if (Exit.isFailure(checked)) {
+          if (Cause.isInterruptedOnly(checked.cause)) return yield* Effect.interrupt
+          const why = classifyPreflight(checked.cause)
+          const failure = Failure.deterministic(
+            `the preflight of pipeline ${pipeline.name} failed, before any step ran: ${why.reason}`,
+            { rule: "preflight", ...(why.cause !== undefined ? { cause: why.cause } : {}) }
+          )
+          return yield* fail(runner, failure, "preflight", Exit.fail(failure))
+        }
+      }
+      const exit = yield* runProgram(pipeline, input, run, runner)
+      if (runner.abort !== undefined) {
+        // Stopped from inside (stale lease, store failure): another worker may own the run; undo nothing.
+        yield* Scope.close(runner.config.scope, Exit.interrupt(FiberId.none))
+        return yield* stopped(runner).pipe(Effect.zipRight(Effect.interrupt))
+      }
       if (Exit.isSuccess(exit)) {
         const encoded = pipeline.codec.encodeOutput(exit.value)
         if (Either.isRight(encoded)) {
+          const at = yield* Clock.currentTimeMillis
           yield* runner.append([new Event.RunCompleted({ at, output: encoded.right })], { status: "completed" })
+          yield* Scope.close(runner.config.scope, Exit.void)
           yield* stopped(runner)
           return exit.value
         }
-        return yield* fail(runner, Failure.deterministic(
+        const failure = Failure.deterministic(
           `pipeline ${pipeline.name} returned an output that does not match its Schema: ${
             ParseResult.TreeFormatter.formatErrorSync(encoded.left)
           }`,
           { rule: "schema" }
-        ), undefined, at)
+        )
+        return yield* fail(runner, failure, undefined, Exit.fail(failure))
       }
-      if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+      if (Cause.isInterruptedOnly(exit.cause)) {
+        yield* Scope.close(runner.config.scope, exit)
+        return yield* Effect.interrupt
+      }
       const error = Cause.failureOption(exit.cause)
-      if (Option.isSome(error) && error.value instanceof LeaseLost) return yield* Effect.fail(error.value)
+      if (Option.isSome(error) && error.value instanceof LeaseLost) {
+        yield* Scope.close(runner.config.scope, Exit.interrupt(FiberId.none))
+        return yield* Effect.fail(error.value)
+      }
       if (Option.isSome(error) && error.value instanceof StepDiverged) {
         const failure = Failure.deterministic(error.value.message, { rule: "divergence" })
-        return yield* fail(runner, failure, error.value.stepId, at, error.value)
+        return yield* fail(runner, failure, error.value.stepId, exit, error.value)
       }
       const failure = Option.isSome(error) && Failure.isFailure(error.value)
         ? error.value
         : Failure.classify(Option.isSome(error) ? error.value : Cause.squash(exit.cause))
-      return yield* fail(runner, failure, runner.failedStep.get(failure), at)
+      return yield* fail(runner, failure, runner.failedStep.get(failure), exit)
     }).pipe(
       // Interrupted by its caller: give the lease up so that another start can resume the run at once.
       Effect.onInterrupt(() => releaseLease(run.runId, run.leaseToken))
     )
 
+  /**
+   * Journal the run's failure, then close its scope with it: the compensations of completed steps run in
+   * reverse order (unless the run is past its pivot), and the run ends rolled back or needing attention.
+   */
   const fail = (
     runner: StepRunner,
     failure: Failure.Failure,
     stepId: string | undefined,
-    at: number,
+    exit: Exit.Exit<unknown, unknown>,
     reported: RunError = failure
   ): Effect.Effect<never, RunError> =>
     Effect.gen(function*() {
+      const at = yield* Clock.currentTimeMillis
       const fingerprint = `${stepId?.replace(/#\d+$|\[.*\]$/, "") ?? ""}|${Failure.fingerprint(failure)}`
+      const undo = runner.pivot === undefined && runner.attention === undefined && runner.compensable.length > 0
       yield* runner.append([
         new Event.RunFailed({ at, failure, fingerprint, ...(stepId !== undefined ? { stepId } : {}) })
       ], {
-        status: "failed",
+        status: undo ? "compensating" : "failed",
         failure: {
           failureClass: Failure.classification(failure),
           failureFingerprint: fingerprint,
           failureReason: failure.reason
         }
       })
+      yield* Scope.close(runner.config.scope, exit)
+      yield* settle(runner, undo, failure)
       yield* stopped(runner)
       return yield* Effect.fail(reported)
     })
 
+  /** After the scope closed: journal where the undo left the run. */
+  const settle = (runner: StepRunner, undo: boolean, failure: Failure.Failure | undefined) =>
+    Effect.gen(function*() {
+      const at = yield* Clock.currentTimeMillis
+      if (runner.attention !== undefined) {
+        yield* runner.append([
+          new Event.RunNeedsAttention({ at, reason: runner.attention.reason, pending: runner.attention.pending })
+        ], { status: "needs_attention" })
+      } else if (undo) {
+        yield* runner.append([new Event.RunRolledBack({ at })], { status: "rolled_back" })
+      } else if (runner.pivot !== undefined && failure !== undefined && Failure.isDeterministic(failure)) {
+        yield* runner.append([
+          new Event.RunNeedsAttention({
+            at,
+            reason:
+              `the run is past its pivot (irreversible step ${runner.pivot} completed), so it cannot be rolled back, and it failed deterministically: fix the cause and resume it`,
+            pending: []
+          })
+        ], { status: "needs_attention" })
+      }
+    })
+
+  /** Why a preflight failed, as a reason and the raw error summarised. */
+  const classifyPreflight = (cause: Cause.Cause<unknown>) => {
+    const error = Cause.failureOption(cause)
+    const raw = Option.isSome(error) ? error.value : Cause.squash(cause)
+    const failure = Failure.isFailure(raw) ? raw : Failure.classify(raw)
+    return { reason: failure.reason, cause: failure.cause }
+  }
+
   /** Take a run over (CAS on its fencing token), then execute it from its journal. */
   const takeOver = <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     run: RunRecord,
     reason: string,
     requireExpired: boolean,
     reexecuteDiverged: boolean
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
+    Effect.gen(function*() {
+      const acquired = yield* lease(run, reason, requireExpired, { status: "running", failure: null })
+      const state = yield* readState(run.runId)
+      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
+      return yield* execute(pipeline, input, acquired, state, reexecuteDiverged)
+    })
+
+  /** Take an existing run's lease (a CAS on its fencing token), journaling why. */
+  const lease = (run: RunRecord, reason: string, requireExpired: boolean, patch: RunPatch) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const expiresAt = now + leaseMs
@@ -246,14 +366,12 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           Event.encode(new Event.RunResumed({ at: now, reason })),
           Event.encode(new Event.LeaseTaken({ at: now, owner, token, expiresAt }))
         ],
-        patch: { status: "running", failure: null }
+        patch
       }).pipe(Effect.catchTag("LeaseLost", () =>
         // Another worker won the takeover race: it owns the run now.
         Effect.flatMap(store.getRun(run.runId), (latest) => Effect.fail(inProgress(Option.getOrElse(latest, () => run))))
       ))
-      const state = yield* readState(run.runId)
-      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
-      return yield* execute(pipeline, input, acquired, state, reexecuteDiverged)
+      return acquired
     })
 
   const checkPipeline = (pipeline: { readonly name: string }, run: RunRecord) =>
@@ -267,7 +385,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     )
 
   const run = <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     input: I,
     runOptions: RunOptions = {}
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
@@ -288,6 +406,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const invalidKey = validateKey(key)
       if (invalidKey !== undefined) return yield* Effect.fail(invalidKey)
       while (true) {
+        // Only a run that does not exist yet is refused by the breaker: an existing key still returns its outcome.
+        if (Option.isNone(yield* store.findByKey(pipeline.name, key))) yield* checkBreaker(pipeline)
         const now = yield* Clock.currentTimeMillis
         const runId = newRunId(now)
         const expiresAt = now + leaseMs
@@ -323,15 +443,23 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           case "completed":
             return yield* stored(pipeline, existing)
           case "failed":
+          case "rolled_back":
             // A deterministic failure is returned as stored: redelivering the same work cannot fix it.
             if (existing.failureClass === "deterministic") return yield* stored(pipeline, existing)
             return yield* takeOver(
               pipeline,
               existing,
-              "started again after its retries were exhausted on a transient failure",
+              existing.status === "failed"
+                ? "started again after its retries were exhausted on a transient failure"
+                : "started again after a rollback: undone steps run again, kept outputs are served",
               false,
               false
             )
+          case "compensating":
+            if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
+            // Its worker died while undoing: finish the rollback, then decide as for a rolled-back run.
+            yield* rollback(pipeline, existing.runId)
+            continue
           case "running":
             if (existing.leaseExpiresAt <= now) {
               return yield* takeOver(
@@ -351,6 +479,140 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       }
     })
 
+  const breakerKey = (pipeline: { readonly name: string; readonly version: string }) =>
+    `breaker-reset:${pipeline.name}@${pipeline.version}`
+
+  /**
+   * The storm breaker: the latest `threshold` runs of this pipeline version (since the last reset) all
+   * failed deterministically with one fingerprint → refuse a new run before it spends anything.
+   */
+  const checkBreaker = (pipeline: Pipeline.Any): Effect.Effect<void, CircuitOpen | StoreError> =>
+    Effect.gen(function*() {
+      const threshold = pipeline.breakerThreshold
+      if (threshold === 0) return
+      const reset = yield* store.getSetting(breakerKey(pipeline))
+      const since = Option.match(reset, { onNone: () => undefined, onSome: (at) => Number(at) + 1 })
+      const latest = yield* store.listRuns({ pipeline: pipeline.name, version: pipeline.version, since, limit: threshold })
+      const fingerprint = latest[0]?.failureFingerprint
+      const tripped = latest.length === threshold && fingerprint !== undefined && latest.every((r) =>
+        r.failureClass === "deterministic" && r.failureFingerprint === fingerprint &&
+        r.status !== "running" && r.status !== "completed"
+      )
+      if (!tripped) return
+      const runs = latest.map((r) => r.runId)
+      return yield* Effect.fail(
+        new CircuitOpen({
+          pipeline: pipeline.name,
+          version: pipeline.version,
+          fingerprint,
+          runs,
+          message:
+            `the storm breaker of pipeline ${pipeline.name}@${pipeline.version} is open: its last ${threshold} runs (${
+              runs.join(", ")
+            }) failed deterministically the same way (${latest[0]?.failureReason ?? fingerprint}); fix the cause, then bump the pipeline version or reset the breaker`
+        })
+      )
+    })
+
+  /** Close the breaker of a pipeline version: runs before now no longer count. */
+  const resetBreaker = (pipeline: { readonly name: string; readonly version: string }) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => store.putSetting(breakerKey(pipeline), String(now)))
+
+  /**
+   * Undo a failed run: rebuild its scope by replaying the pipeline against the journal (no body runs),
+   * then close it as failed so the pending compensations run in reverse order.
+   */
+  const rollback = <I, O, E, R>(
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
+    runId: string
+  ): Effect.Effect<RollbackReport, EngineError | Failure.Deterministic, Exclude<R, RunContext>> =>
+    Effect.gen(function*() {
+      const existing = yield* getRun(runId)
+      yield* checkPipeline(pipeline, existing)
+      const now = yield* Clock.currentTimeMillis
+      if (existing.status === "completed") {
+        return yield* Effect.fail(new RunNotResumable({
+          runId: existing.runId,
+          status: existing.status,
+          message: `run ${existing.runId} completed; a completed run is not rolled back (compensate in a new run if you must undo it)`
+        }))
+      }
+      if (existing.status === "rolled_back") {
+        return { runId: existing.runId, compensated: [], pending: [], status: existing.status, message: "already rolled back" }
+      }
+      if ((existing.status === "running" || existing.status === "compensating") && existing.leaseExpiresAt > now) {
+        return yield* Effect.fail(inProgress(existing))
+      }
+      const acquired = yield* lease(
+        existing,
+        "rollback",
+        existing.status === "running" || existing.status === "compensating",
+        { status: "compensating" }
+      )
+      const state = yield* readState(existing.runId)
+      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
+      const runner = yield* newRunner(acquired, state, "rollback", false)
+      yield* runProgram(pipeline, input, acquired, runner)
+      const failure = state.failure?.failure ?? Failure.deterministic("rolled back on request", { rule: "rollback" })
+      if (runner.abort !== undefined && runner.abort._tag !== "ReplayStopped") {
+        yield* Scope.close(runner.config.scope, Exit.interrupt(FiberId.none))
+        return yield* Effect.fail(runner.abort)
+      }
+      yield* Scope.close(runner.config.scope, Exit.fail(failure))
+      const undo = runner.pivot === undefined && runner.attention === undefined
+      yield* settle(runner, undo, failure)
+      yield* stopped(runner)
+      const pending = runner.attention?.pending ?? []
+      return {
+        runId: existing.runId,
+        compensated: runner.compensable.filter((id) => runner.compensated.has(id)).reverse(),
+        pending,
+        status: runner.attention !== undefined ? "needs_attention" : undo ? "rolled_back" : "failed",
+        message: runner.attention?.reason ??
+          (runner.pivot !== undefined
+            ? `past its pivot (irreversible step ${runner.pivot} completed): nothing before it is undone`
+            : `rolled back: ${runner.compensated.size} compensation(s) ran`)
+      } satisfies RollbackReport
+    })
+
+  /**
+   * Find runs whose worker died (lease expired while running or compensating) and finish them: resume,
+   * or roll back when the pipeline says `onCrash: "rollback"` or the run was already undoing.
+   */
+  const recover = <P extends Pipeline.Any>(
+    pipelines: ReadonlyArray<P>
+  ): Effect.Effect<ReadonlyArray<RecoveredRun>, StoreError, Pipeline.Requirements<P>> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const stale = [
+        ...(yield* store.listRuns({ status: "running" })),
+        ...(yield* store.listRuns({ status: "compensating" }))
+      ].filter((r) => r.leaseExpiresAt <= now)
+      const byName = new Map(pipelines.map((p) => [p.name, p]))
+      const results: Array<RecoveredRun> = []
+      for (const r of stale) {
+        const pipeline = byName.get(r.pipeline)
+        if (pipeline === undefined) {
+          results.push({ runId: r.runId, pipeline: r.pipeline, action: "skipped", outcome: "no such pipeline given" })
+          continue
+        }
+        const back = r.status === "compensating" || pipeline.onCrash === "rollback"
+        const exit = yield* Effect.exit(
+          back
+            ? rollback(pipeline, r.runId)
+            : takeOver(pipeline, r, `the lease of ${r.owner} expired; recovered by ${owner}`, true, false)
+        )
+        results.push({
+          runId: r.runId,
+          pipeline: r.pipeline,
+          action: back ? "rolled back" : "resumed",
+          outcome: Exit.isSuccess(exit) ? "ok" : Cause.pretty(exit.cause).split("\n")[0] ?? "failed"
+        })
+      }
+      return results
+      // The loop runs pipelines of type `P`: what they need is `Requirements<P>` (erased to any inside).
+    }) as Effect.Effect<ReadonlyArray<RecoveredRun>, StoreError, Pipeline.Requirements<P>>
+
   const getRun = (runIdOrPrefix: string): Effect.Effect<RunRecord, RunNotFound | StoreError> =>
     Effect.flatMap(store.getRun(runIdOrPrefix), (exact) => {
       if (Option.isSome(exact)) return Effect.succeed(exact.value)
@@ -369,7 +631,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     })
 
   const resume = <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     runId: string,
     resumeOptions: ResumeOptions = {}
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
@@ -382,6 +644,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         case "completed":
           return yield* stored(pipeline, existing)
         case "failed":
+        case "rolled_back":
+        case "needs_attention":
           return yield* takeOver(pipeline, existing, "resumed explicitly", false, reexecute)
         case "running":
           if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
@@ -392,7 +656,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     })
 
   const replay = <I, O, E, R>(
-    pipeline: Pipeline<I, O, E, R>,
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
     runId: string
   ): Effect.Effect<ReplayReport, EngineError | Failure.Deterministic, Exclude<R, RunContext>> =>
     Effect.gen(function*() {
@@ -400,21 +664,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       yield* checkPipeline(pipeline, existing)
       const state = yield* readState(existing.runId)
       const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
-      const runner = new StepRunner({
-        runId: existing.runId,
-        mode: "replay",
-        reexecuteDiverged: false,
-        state,
-        store,
-        token: existing.leaseToken
-      })
-      yield* Effect.exit(Effect.provideService(pipeline.run(input), RunContext, {
-        runId: existing.runId,
-        key: existing.key,
-        pipeline: pipeline.name,
-        mode: "replay",
-        runner
-      }))
+      const runner = yield* newRunner(existing, state, "replay", false)
+      yield* runProgram(pipeline, input, existing, runner)
+      yield* Scope.close(runner.config.scope, Exit.void)
       const claimed = new Set(runner.served)
       const unclaimed = state.completionOrder.filter((id) => !claimed.has(id))
       const stop = runner.abort?._tag === "ReplayStopped" ? runner.abort.entry : undefined
@@ -435,6 +687,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     run,
     resume,
     replay,
+    rollback,
+    recover,
+    resetBreaker,
     getRun,
     runs: store.listRuns,
     events: (runId: string) => Effect.flatMap(store.readEvents(runId), Event.decodeAll),

@@ -12,6 +12,7 @@ export const makeMemory = (): EventStoreService => {
   const runs = new Map<string, RunRecord>()
   const byKey = new Map<string, string>()
   const events = new Map<string, Array<StoredEvent>>()
+  const settings = new Map<string, string>()
 
   const keyOf = (pipeline: string, key: string) => `${pipeline}\u0000${key}`
 
@@ -144,12 +145,17 @@ export const makeMemory = (): EventStoreService => {
           .filter((r) =>
             (filter.status === undefined || r.status === filter.status) &&
             (filter.pipeline === undefined || r.pipeline === filter.pipeline) &&
+            (filter.version === undefined || r.version === filter.version) &&
             (filter.key === undefined || r.key === filter.key) &&
             (filter.since === undefined || r.updatedAt >= filter.since)
           )
           .sort((a, b) => b.createdAt - a.createdAt || (a.runId < b.runId ? 1 : -1))
         return filter.limit === undefined ? matching : matching.slice(0, filter.limit)
       }),
+
+    getSetting: (key) => Effect.sync(() => Option.fromNullable(settings.get(key))),
+
+    putSetting: (key, value) => Effect.sync(() => void settings.set(key, value)),
 
     readEvents: (runId, fromSeq = 1) =>
       Effect.sync(() => (events.get(runId) ?? []).filter((e) => e.seq >= fromSeq))

@@ -8,19 +8,32 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
+import * as Scope from "effect/Scope"
 import * as Event from "../Event.js"
 import type { EventStoreService, RunPatch } from "../EventStore.js"
 import * as Failure from "../Failure.js"
-import type * as Journal from "../Journal.js"
+import * as Journal from "../Journal.js"
 import * as RetryPolicy from "../RetryPolicy.js"
-import { type Step, type StepContext, StepDiverged, type StepError, validateName } from "../Step.js"
-import type { LeaseLost, SeqConflict, StoreError } from "../StoreError.js"
+import {
+  type CompensationContext,
+  type Step,
+  type StepContext,
+  StepDiverged,
+  type StepError,
+  validateName
+} from "../Step.js"
+import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
 import type { Usage } from "../Usage.js"
 import { hashJson, toJson } from "./hash.js"
 
-export type Mode = "execute" | "replay"
+/**
+ * `execute`: run or resume. `replay`: serve from the log, append nothing, run no body. `rollback`: serve
+ * from the log to rebuild the run's scope of compensations, then undo (compensations are journaled).
+ */
+export type Mode = "execute" | "replay" | "rollback"
 
 /** How one step call went in a replay. */
 export interface ReplayEntry {
@@ -50,6 +63,16 @@ export interface RunnerConfig {
   readonly state: Journal.RunState
   readonly store: EventStoreService
   readonly token: number
+  /** The run's scope: completed steps register their compensations in it; the engine closes it. */
+  readonly scope: Scope.CloseableScope
+  /** Until when this worker's lease is known to hold. */
+  readonly leaseExpiresAt: number
+}
+
+/** The run cannot go on by itself: what happened and which steps still need a person. */
+export interface Attention {
+  readonly reason: string
+  readonly pending: ReadonlyArray<string>
 }
 
 type Match =
@@ -70,8 +93,19 @@ export class StepRunner {
   abort: Abort | undefined
   /** Which step a failure came from, for `RunFailed.stepId`. */
   readonly failedStep = new WeakMap<object, string>()
+  /** Set once an irreversible step has completed: earlier steps are no longer compensated. */
+  pivot: string | undefined
+  /** Set when the run must stop for a person (an irreversible step in doubt, a compensation that failed). */
+  attention: Attention | undefined
+  /** Compensations registered in the scope, in completion order, and those that have run to effect. */
+  readonly compensable: Array<string> = []
+  readonly compensated = new Set<string>()
+  /** Renewed by the engine's lease keeper. */
+  leaseExpiresAt: number
 
-  constructor(readonly config: RunnerConfig) {}
+  constructor(readonly config: RunnerConfig) {
+    this.leaseExpiresAt = config.leaseExpiresAt
+  }
 
   /** A step call inside the pipeline: serve it from the journal or execute it. */
   call<I, O, E, R>(step: Step<I, O, E, R>, input: I, key: string | undefined): Effect.Effect<O, StepError, R> {
@@ -101,7 +135,7 @@ export class StepRunner {
       const match = this.match(stepId, step.name, inputHash)
       switch (match._tag) {
         case "Served":
-          return this.serve(step, match.entry, inputHash)
+          return this.serve(step, match.entry, input, inputHash)
         case "Diverged":
           return this.diverged(step, stepId, match.entry, input, inputHash)
         case "Execute":
@@ -111,7 +145,7 @@ export class StepRunner {
               { rule: "invalid-key" }
             ))
           }
-          if (this.config.mode === "replay") {
+          if (this.config.mode !== "execute") {
             return this.stop({
               stepId,
               name: step.name,
@@ -129,13 +163,13 @@ export class StepRunner {
 
   private match(stepId: string, name: string, inputHash: string): Match {
     const entry = this.config.state.steps.get(stepId)
-    const free = entry !== undefined && entry.completed !== undefined && !this.claimed.has(stepId)
+    const free = entry !== undefined && Journal.isCompleted(entry) && !this.claimed.has(stepId)
     if (free && entry.inputHash === inputHash) return { _tag: "Served", entry }
     // The same step with the same input completed under another occurrence: concurrent calls started in
     // another order. Serve it rather than pay again.
     const moved = this.unclaimedCompletion(name, inputHash)
     if (moved !== undefined) return { _tag: "Served", entry: moved }
-    if (entry !== undefined && entry.completed !== undefined) return { _tag: "Diverged", entry }
+    if (entry !== undefined && Journal.isCompleted(entry)) return { _tag: "Diverged", entry }
     return { _tag: "Execute", prior: entry }
   }
 
@@ -143,7 +177,7 @@ export class StepRunner {
     if (this.byNameHash === undefined) {
       this.byNameHash = new Map()
       for (const e of this.config.state.steps.values()) {
-        if (e.completed === undefined) continue
+        if (!Journal.isCompleted(e)) continue
         const k = `${e.name}\u0000${e.inputHash}`
         const list = this.byNameHash.get(k)
         if (list === undefined) this.byNameHash.set(k, [e])
@@ -153,25 +187,108 @@ export class StepRunner {
     return this.byNameHash.get(`${name}\u0000${inputHash}`)?.find((e) => !this.claimed.has(e.stepId))
   }
 
-  private serve<I, O, E, R>(step: Step<I, O, E, R>, entry: Journal.StepEntry, inputHash: string): Effect.Effect<O, StepError> {
+  private serve<I, O, E, R>(
+    step: Step<I, O, E, R>,
+    entry: Journal.StepEntry,
+    input: I,
+    inputHash: string
+  ): Effect.Effect<O, StepError, R> {
     const decoded = step.codec.decodeOutput(entry.completed?.output)
     if (Either.isLeft(decoded)) {
       const message = `the journaled output of step ${entry.stepId} no longer decodes with the step's output Schema: ${
         ParseResult.TreeFormatter.formatErrorSync(decoded.left)
       }`
-      if (this.config.mode === "replay") {
+      if (this.config.mode !== "execute") {
         return this.stop({ stepId: entry.stepId, name: step.name, outcome: "diverged", inputHash, message })
       }
       return Effect.fail(this.divergence(entry.stepId, entry.inputHash, inputHash, message))
     }
     this.claimed.add(entry.stepId)
     this.served.push(entry.stepId)
-    if (this.config.mode === "replay") {
-      this.replayLog.push({ stepId: entry.stepId, name: step.name, outcome: "served", inputHash })
-    } else {
-      this.servedPending.push(entry.stepId)
-    }
-    return Effect.succeed(decoded.right)
+    if (this.config.mode === "execute") this.servedPending.push(entry.stepId)
+    else this.replayLog.push({ stepId: entry.stepId, name: step.name, outcome: "served", inputHash })
+    // A replay has no side effects, so nothing to undo; a resume or a rollback rebuilds the run's scope.
+    if (this.config.mode === "replay") return Effect.succeed(decoded.right)
+    return this.completed(step, entry.stepId, input, decoded.right)
+  }
+
+  /**
+   * A step's completion stands (executed now or served): an irreversible step moves the run past its
+   * pivot; a compensable one registers its compensation in the run's scope, released in reverse order.
+   */
+  private completed<I, O, E, R>(step: Step<I, O, E, R>, stepId: string, input: I, output: O): Effect.Effect<O, never, R> {
+    if (step.irreversible) this.pivot ??= stepId
+    const compensate = step.compensate
+    if (compensate === undefined || step.keepOnRollback) return Effect.succeed(output)
+    this.compensable.push(stepId)
+    return Effect.acquireRelease(
+      Effect.succeed(output),
+      (_, exit) =>
+        // Only a failed run is undone: an interrupted one (lease lost, caller gone) is resumed elsewhere.
+        Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) && this.pivot === undefined &&
+          this.attention === undefined && this.config.mode !== "replay"
+          ? this.compensate(step, compensate, stepId, input, output)
+          : Effect.void
+    ).pipe(Scope.extend(this.config.scope))
+  }
+
+  /** Run one compensation to effect: journaled, retried on `Transient` by the step's own policy. */
+  private compensate<I, O, E, R>(
+    step: Step<I, O, E, R>,
+    compensate: (output: O, input: I, context: CompensationContext) => Effect.Effect<void, unknown, R>,
+    stepId: string,
+    input: I,
+    output: O
+  ): Effect.Effect<void, never, R> {
+    return Effect.gen(this, function*() {
+      let attempt = 0
+      let startedAt: number | undefined
+      yield* this.append([new Event.CompensationStarted({ at: yield* Clock.currentTimeMillis, stepId, attempt: 1 })])
+      while (true) {
+        attempt += 1
+        const now = yield* Clock.currentTimeMillis
+        startedAt ??= now
+        const exit = yield* Effect.exit(compensate(output, input, {
+          runId: this.config.runId,
+          stepId,
+          attempt,
+          idempotencyKey: `${this.config.runId}/${stepId}/compensate`
+        }))
+        const at = yield* Clock.currentTimeMillis
+        if (Exit.isSuccess(exit)) {
+          yield* this.append([new Event.CompensationCompleted({ at, stepId, attempt })])
+          this.compensated.add(stepId)
+          return
+        }
+        if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+        const failure = classifyCause(exit.cause, undefined)
+        const decision = RetryPolicy.decide(step.compensateRetry, {
+          failure,
+          attempt,
+          elapsed: Duration.millis(at - startedAt),
+          random: yield* Random.next
+        })
+        yield* this.append([
+          new Event.CompensationFailed({
+            at,
+            stepId,
+            attempt,
+            failure,
+            ...(decision._tag === "Retry" ? { retryDelayMs: Duration.toMillis(decision.delay) } : {})
+          })
+        ])
+        if (decision._tag === "GiveUp") {
+          // Stop undoing: what is left, this step first, waits for `Engine.rollback` after a fix.
+          const pending = this.compensable.filter((id) => !this.compensated.has(id)).reverse()
+          this.attention = {
+            reason: `the compensation of step ${stepId} failed (${failure.reason}); ${decision.reason}`,
+            pending
+          }
+          return
+        }
+        yield* Effect.sleep(decision.delay)
+      }
+    })
   }
 
   private diverged<I, O, E, R>(
@@ -183,7 +300,7 @@ export class StepRunner {
   ): Effect.Effect<O, StepError, R> {
     const message =
       `step ${stepId} was journaled with input hash ${entry.inputHash} but is now called with ${inputHash}: the pipeline's code or input changed since the run`
-    if (this.config.mode === "replay") {
+    if (this.config.mode !== "execute") {
       return this.stop({ stepId, name: step.name, outcome: "diverged", inputHash, expectedInputHash: entry.inputHash, message })
     }
     if (this.config.reexecuteDiverged && !this.claimed.has(stepId)) {
@@ -226,7 +343,12 @@ export class StepRunner {
     let budgetAttempts = sameInput ? prior.budget.attempts : 0
     let budgetStartedAt = sameInput ? prior.budget.startedAt : undefined
     const retryAt = sameInput ? prior.retryAt : undefined
+    const idempotencyKey = `${this.config.runId}/${stepId}`
     return Effect.gen(this, function*() {
+      if (step.irreversible && prior?.inDoubt !== undefined) {
+        const reconciled = yield* this.reconcile(step, input, stepId, inputHash, prior.inDoubt.attempt, idempotencyKey)
+        if (Option.isSome(reconciled)) return reconciled.value
+      }
       if (retryAt !== undefined) {
         // A previous process scheduled this retry: keep its backoff.
         const now = yield* Clock.currentTimeMillis
@@ -236,12 +358,27 @@ export class StepRunner {
         attempt += 1
         const startedAt = yield* Clock.currentTimeMillis
         budgetStartedAt ??= startedAt
+        if (startedAt >= this.leaseExpiresAt) {
+          // This worker was stopped (or starved) past its lease: another may own the run. Start nothing.
+          this.abort ??= new LeaseLost({
+            runId: this.config.runId,
+            token: this.config.token,
+            message: `the lease of run ${this.config.runId} ran out before step ${stepId} could start`
+          })
+          return yield* Effect.interrupt
+        }
+        if (step.irreversible) {
+          // Durable before the body runs: a crash from here on leaves the step in doubt, never blindly re-sent.
+          yield* this.append([
+            new Event.StepStarted({ at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey })
+          ])
+        }
         const usage: Array<Usage> = []
         const context: StepContext = {
           runId: this.config.runId,
           stepId,
           attempt,
-          idempotencyKey: `${this.config.runId}/${stepId}`,
+          idempotencyKey,
           reportUsage: (u) => Effect.sync(() => void usage.push(u))
         }
         const exit = yield* Effect.exit(step.run(input, context))
@@ -263,7 +400,7 @@ export class StepRunner {
               })
             ])
             this.claimed.add(stepId)
-            return exit.value
+            return yield* this.completed(step, stepId, input, exit.value)
           }
           failure = Failure.deterministic(
             `step ${stepId} returned an output that does not match its Schema: ${
@@ -309,12 +446,62 @@ export class StepRunner {
   }
 
   /**
+   * An irreversible step was started by a worker that died before it completed. Ask `reconcile` whether
+   * it happened; without one, the run needs a person. `None`: not sent, so it may run again.
+   */
+  private reconcile<I, O, E, R>(
+    step: Step<I, O, E, R>,
+    input: I,
+    stepId: string,
+    inputHash: string,
+    attempt: number,
+    idempotencyKey: string
+  ): Effect.Effect<Option.Option<O>, StepError, R> {
+    return Effect.gen(this, function*() {
+      if (step.reconcile === undefined) {
+        const reason =
+          `irreversible step ${stepId} was started (attempt ${attempt}, idempotency key ${idempotencyKey}) but its worker stopped before recording the outcome, and the step has no reconcile: check whether it happened, then resume or roll back by hand`
+        this.pivot ??= stepId
+        this.attention = { reason, pending: [stepId] }
+        return yield* Effect.fail(Failure.deterministic(reason, { rule: "in-doubt" }))
+      }
+      const startedAt = yield* Clock.currentTimeMillis
+      const found = yield* Effect.exit(step.reconcile(input, idempotencyKey))
+      if (Exit.isFailure(found)) {
+        if (Cause.isInterruptedOnly(found.cause)) return yield* Effect.interrupt
+        const failure = classifyCause(found.cause, undefined)
+        return yield* Effect.fail(Failure.isTransient(failure) ? failure : Failure.deterministic(
+          `the reconcile of irreversible step ${stepId} failed: ${failure.reason}`,
+          { rule: failure.rule ?? "reconcile", ...(failure.cause !== undefined ? { cause: failure.cause } : {}) }
+        ))
+      }
+      if (Option.isNone(found.value)) return Option.none()
+      const encoded = step.codec.encodeOutput(found.value.value)
+      if (Either.isLeft(encoded)) {
+        return yield* Effect.fail(Failure.deterministic(
+          `the reconcile of step ${stepId} returned a value that does not match the step's output Schema: ${
+            ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+          }`,
+          { rule: "schema" }
+        ))
+      }
+      const at = yield* Clock.currentTimeMillis
+      yield* this.append([
+        new Event.StepCompleted({ at, stepId, name: step.name, inputHash, attempt, startedAt, output: encoded.right })
+      ])
+      this.claimed.add(stepId)
+      return Option.some(yield* this.completed(step, stepId, input, found.value.value))
+    })
+  }
+
+  /**
    * Append events (with any pending served-step marks) under the run's fencing token. If the store
    * refuses (another worker took the run, or the disk failed), the execution stops: nothing after it runs.
    */
   append(events: ReadonlyArray<Event.Event>, patch?: RunPatch): Effect.Effect<void> {
     return Effect.suspend(() => {
-      if (this.abort !== undefined) return Effect.interrupt
+      // A rollback keeps appending (its compensations) after the replay that rebuilt its scope stopped.
+      if (this.abort !== undefined && this.abort._tag !== "ReplayStopped") return Effect.interrupt
       const first = events[0]
       const withServed = this.servedPending.length > 0 && first !== undefined
         ? [new Event.StepsServed({ at: first.at, stepIds: this.servedPending }), ...events]
