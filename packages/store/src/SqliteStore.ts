@@ -70,7 +70,11 @@ const make = (
       })
     }
     const filename = path.resolve(options.filename)
-    const busyTimeoutMs = Duration.toMillis(Duration.decode(options.busyTimeout ?? "5 seconds"))
+    // SQLite takes whole milliseconds in a 32-bit int.
+    const busyTimeoutMs = Math.min(
+      Math.round(Duration.toMillis(Duration.decode(options.busyTimeout ?? "5 seconds"))),
+      2 ** 31 - 1
+    )
     const synchronous = options.synchronous === "normal" ? "NORMAL" : "FULL"
     const fail = (operation: string) => (cause: unknown) => storeError(operation, filename, cause, busyTimeoutMs)
 
@@ -118,7 +122,7 @@ const make = (
       { discard: true }
     ).pipe(Effect.mapError(fail("open")))
 
-    yield* runMigrations.pipe(
+    yield* internalMigrations.migrate.pipe(
       Effect.provideService(SqlClient.SqlClient, sql),
       Effect.mapError(fail("migration")),
       // The Migrator turns a failed migration into a defect carrying a MigrationError.
@@ -142,8 +146,3 @@ const make = (
     const store = internalStore.make({ db, sql, writer, filename, busyTimeoutMs })
     return Context.make(EventStore.EventStore, store).pipe(Context.add(SqlClient.SqlClient, sql))
   })
-
-const runMigrations = Migrator.make({})({
-  loader: Migrator.fromRecord(internalMigrations.migrations),
-  table: internalMigrations.migrationsTable
-})

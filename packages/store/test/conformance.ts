@@ -407,7 +407,7 @@ export const conformance = (
         yield* created("run-b", "k2", { now: 2_000 })
         yield* created("run-c", "k1", { now: 3_000, pipeline: "invoices" })
         yield* created("run-e", "k3", { now: 3_000 })
-        yield* created("run-d", "k4", { now: 3_000 })
+        yield* created("run-d", "k4", { now: 3_000, version: "2" })
         yield* store.append({ runId: "run-a", token: 1, events: [], patch: { status: "completed" }, now: 10_000 })
         yield* store.append({ runId: "run-b", token: 1, events: [], patch: { status: "failed", failure }, now: 4_000 })
 
@@ -420,6 +420,8 @@ export const conformance = (
         expect(yield* ids({ status: "cancelled" })).toEqual([])
         expect(yield* ids({ pipeline: "invoices" })).toEqual(["run-c"])
         expect(yield* ids({ pipeline: pipeline, key: "k1" })).toEqual(["run-a"])
+        expect(yield* ids({ version: "2" })).toEqual(["run-d"])
+        expect(yield* ids({ version: "1", status: "running" })).toEqual(["run-e", "run-c"])
         expect(yield* ids({ key: "k1" })).toEqual(["run-c", "run-a"])
         expect(yield* ids({ since: 4_000 })).toEqual(["run-b", "run-a"])
         expect(yield* ids({ since: 4_001 })).toEqual(["run-a"])
@@ -546,6 +548,38 @@ export const conformance = (
         expect((yield* store.readEvents("run-2")).map((e) => e.type)).toEqual(["RunStarted", "LeaseTaken", "StepCompleted"])
         expect(yield* getRun("run-2")).toMatchObject({ lastSeq: 3, leaseExpiresAt: 70_000 })
         expect(yield* store.getRun("run-3")).toEqual(Option.none())
+      })
+    )
+
+    test(
+      "a setting reads back what was last put, and an unknown setting is None",
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        expect(yield* store.getSetting("breaker/reports")).toEqual(Option.none())
+        yield* store.putSetting("breaker/reports", "1000")
+        yield* store.putSetting("breaker/invoices", "7")
+        expect(yield* store.getSetting("breaker/reports")).toEqual(Option.some("1000"))
+        yield* store.putSetting("breaker/reports", "2000")
+        expect(yield* store.getSetting("breaker/reports")).toEqual(Option.some("2000"))
+        expect(yield* store.getSetting("breaker/invoices")).toEqual(Option.some("7"))
+      })
+    )
+
+    test(
+      "a counter counts every increment and keeps the last actors, newest last",
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const increment = (key: string, actor: string) => store.incrementCounter({ key, actor, keepLast: 2, now: 1_000 })
+        expect(yield* increment("thread-1", "bot-a")).toEqual({ count: 1, actors: ["bot-a"] })
+        expect(yield* increment("thread-1", "bot-b")).toEqual({ count: 2, actors: ["bot-a", "bot-b"] })
+        expect(yield* increment("thread-1", "bot-a")).toEqual({ count: 3, actors: ["bot-b", "bot-a"] })
+        expect(yield* increment("thread-2", "bot-c")).toEqual({ count: 1, actors: ["bot-c"] })
+        const counts = yield* Effect.all(
+          Array.from({ length: 10 }, (_, i) => increment("thread-3", `bot-${i}`)),
+          { concurrency: "unbounded" }
+        )
+        expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
+        expect((yield* increment("thread-3", "bot-last")).count).toBe(11)
       })
     )
 

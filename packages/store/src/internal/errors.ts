@@ -4,10 +4,23 @@
  */
 import { StoreError } from "@ledgerflow/core"
 
-const codeOf = (cause: unknown): string =>
-  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : ""
+/** The driver's error: `@effect/sql` wraps it in a `SqlError` whose `cause` it is. */
+const driverError = (cause: unknown): unknown =>
+  typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "SqlError" && "cause" in cause
+    ? cause.cause
+    : cause
 
-const messageOf = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+const codeOf = (cause: unknown): string => {
+  const error = driverError(cause)
+  return typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
+    ? error.code
+    : ""
+}
+
+const messageOf = (cause: unknown): string => {
+  const error = driverError(cause)
+  return error instanceof Error ? error.message : String(error)
+}
 
 export const isBusy = (cause: unknown): boolean => codeOf(cause).startsWith("SQLITE_BUSY")
 

@@ -14,14 +14,21 @@ import { metaTable, migrationsTable } from "./migrations.js"
 const codeOf = (cause: unknown): string =>
   typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : ""
 
-const notWritable = (filename: string, place: string, cause: unknown) =>
+const cannotUse = (filename: string, reason: string, cause?: unknown) =>
   new StoreError.StoreError({
     operation: "open",
-    message: `cannot use ${filename} as the ledgerflow store: ${place} is not writable (${
+    message: `cannot use ${filename} as the ledgerflow store: ${reason}`,
+    cause
+  })
+
+const notWritable = (filename: string, place: string, cause: unknown) =>
+  cannotUse(
+    filename,
+    `${place} is not writable (${
       codeOf(cause) || String(cause)
     }); fix its permissions, or pass --db with a path in a writable directory`,
     cause
-  })
+  )
 
 /** Create the directory (0700) and an empty file (0600) when absent; check both are writable. */
 export const prepareFile = (filename: string): Effect.Effect<void, StoreError.StoreError> =>
@@ -30,7 +37,13 @@ export const prepareFile = (filename: string): Effect.Effect<void, StoreError.St
     try {
       fs.mkdirSync(directory, { recursive: true, mode: 0o700 })
     } catch (cause) {
-      return Effect.fail(notWritable(filename, `the directory ${directory} cannot be created, so a parent`, cause))
+      let existing = directory
+      while (!fs.existsSync(existing) && existing !== path.dirname(existing)) existing = path.dirname(existing)
+      return Effect.fail(
+        fs.existsSync(existing) && !fs.statSync(existing).isDirectory()
+          ? cannotUse(filename, `${existing} is a file, not a directory; pass --db with another path`, cause)
+          : notWritable(filename, `the directory ${existing}, where ${directory} would be created,`, cause)
+      )
     }
     // SQLite creates `-wal` and `-shm` files beside the store: the directory itself must be writable.
     try {
@@ -42,6 +55,9 @@ export const prepareFile = (filename: string): Effect.Effect<void, StoreError.St
       fs.closeSync(fs.openSync(filename, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600))
     } catch (cause) {
       if (codeOf(cause) !== "EEXIST") return Effect.fail(notWritable(filename, `the directory ${directory}`, cause))
+    }
+    if (!fs.statSync(filename).isFile()) {
+      return Effect.fail(cannotUse(filename, "it is not a file; pass --db with a file path"))
     }
     try {
       fs.accessSync(filename, fs.constants.R_OK | fs.constants.W_OK)
@@ -89,15 +105,16 @@ export const inspect = (
           db.prepare<[], { key: unknown; value: unknown }>(`SELECT key, value FROM ${metaTable}`).all()
             .map((row) => [row.key, row.value])
         )
-        const schemaVersion = Number(meta.get("schema_version"))
-        if (meta.get("format") !== "ledgerflow" || !Number.isInteger(schemaVersion)) {
-          return { _tag: "Foreign", reason: `its ${metaTable} table does not mark it as a ledgerflow store` }
+        // An empty marker table is a store that another process is creating right now.
+        if (meta.size > 0) {
+          const schemaVersion = Number(meta.get("schema_version"))
+          return meta.get("format") === "ledgerflow" && Number.isInteger(schemaVersion)
+            ? { _tag: "Ledgerflow", schemaVersion }
+            : { _tag: "Foreign", reason: `its ${metaTable} table does not mark it as a ledgerflow store` }
         }
-        return { _tag: "Ledgerflow", schemaVersion }
       }
-      // A store being created by another process may have only the migrations table yet.
       const others = tables.filter((name) =>
-        typeof name !== "string" || !(name === migrationsTable || name.startsWith("sqlite_"))
+        typeof name !== "string" || !(name === metaTable || name === migrationsTable || name.startsWith("sqlite_"))
       )
       return others.length === 0
         ? { _tag: "Empty" }

@@ -3,6 +3,7 @@
  * serves. Each migration records its number as `schema_version` in `ledgerflow_meta`, the table whose
  * `format` row marks a file as a ledgerflow store.
  */
+import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
@@ -15,6 +16,16 @@ export const metaTable = "ledgerflow_meta"
 
 export type Migration = Effect.Effect<void, SqlError, SqlClient.SqlClient>
 
+/** Created before the migrations run, so that they can begin by taking the write lock on it. */
+const createMetaTable = `CREATE TABLE IF NOT EXISTS ${metaTable} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)`
+
+/**
+ * The first statement of the migrations' transaction: a write, so the transaction holds SQLite's write lock
+ * (waiting for it like `BEGIN IMMEDIATE`) before it reads which migrations were applied. Two processes
+ * opening a new store then migrate it one after the other.
+ */
+const takeWriteLock = `DELETE FROM ${metaTable} WHERE 0`
+
 const statements = (...sql: ReadonlyArray<string>): Migration =>
   Effect.flatMap(SqlClient.SqlClient, (client) => Effect.forEach(sql, (s) => client.unsafe(s), { discard: true }))
 
@@ -24,7 +35,7 @@ const setSchemaVersion = (version: number) =>
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_create_runs_and_events": statements(
-    `CREATE TABLE ${metaTable} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)`,
+    createMetaTable,
     `INSERT INTO ${metaTable} (key, value) VALUES ('format', 'ledgerflow')`,
     `CREATE TABLE runs (
       run_id TEXT PRIMARY KEY NOT NULL,
@@ -60,9 +71,37 @@ export const migrations: Readonly<Record<string, Migration>> = {
       data TEXT NOT NULL,
       PRIMARY KEY (run_id, seq)
     )`,
+    // Small durable settings of the engine (e.g. when a pipeline's storm breaker was last reset).
+    `CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)`,
+    // Durable counters (the loop guard's, per conversation thread): `actors` is a JSON array, newest last.
+    `CREATE TABLE counters (
+      key TEXT PRIMARY KEY NOT NULL,
+      count INTEGER NOT NULL,
+      actors TEXT NOT NULL,
+      updated_at INTEGER NOT NULL
+    )`,
     setSchemaVersion(1)
   )
 }
 
 /** The newest schema this code knows: a store with a higher `schema_version` is refused. */
 export const schemaVersion: number = Math.max(...Object.keys(migrations).map((name) => Number.parseInt(name, 10)))
+
+/**
+ * Applies the migrations the store lacks, all in one transaction. `@effect/sql`'s Migrator begins its own
+ * (deferred) transaction, which here becomes a savepoint inside ours, opened with the write lock held.
+ */
+export const migrate: Effect.Effect<
+  ReadonlyArray<readonly [id: number, name: string]>,
+  Migrator.MigrationError | SqlError,
+  SqlClient.SqlClient
+> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(createMetaTable)
+  return yield* sql.withTransaction(
+    Effect.zipRight(
+      sql.unsafe(takeWriteLock),
+      Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: migrationsTable })
+    )
+  )
+})

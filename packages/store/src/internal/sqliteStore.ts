@@ -3,13 +3,14 @@
  * through prepared statements on the store's own better-sqlite3 connection; listing goes through the
  * `@effect/sql` client. Semantics follow the in-memory reference store of `@ledgerflow/core`.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { type Event, type EventStore, StoreError } from "@ledgerflow/core"
 import type Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { storeError } from "./errors.js"
 import { decodeRun, runColumns } from "./rows.js"
 import type { Writer } from "./writer.js"
@@ -69,14 +70,18 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
        @parentRunId, @correlationId)
      ON CONFLICT (pipeline, key) DO NOTHING`
   )
+  // Most appends (a step's events) leave status and failure alone: they get the statement that does not
+  // rewrite those columns and their index, measurably cheaper on the hot path.
+  const appendWhere = `WHERE run_id = @runId AND lease_token = @token AND (@expectedSeq IS NULL OR last_seq = @expectedSeq)
+     RETURNING last_seq`
   const appendToRun = db.prepare<
+    { runId: string; token: number; expectedSeq: number | null; count: number; now: number },
+    { last_seq: number }
+  >(`UPDATE runs SET last_seq = last_seq + @count, updated_at = @now ${appendWhere}`)
+  const appendAndPatchRun = db.prepare<
     PatchParams & { runId: string; token: number; expectedSeq: number | null; count: number; now: number },
     { last_seq: number }
-  >(
-    `UPDATE runs SET last_seq = last_seq + @count, updated_at = @now, ${patchSql}
-     WHERE run_id = @runId AND lease_token = @token AND (@expectedSeq IS NULL OR last_seq = @expectedSeq)
-     RETURNING last_seq`
-  )
+  >(`UPDATE runs SET last_seq = last_seq + @count, updated_at = @now, ${patchSql} ${appendWhere}`)
   const acquireRun = db.prepare<
     PatchParams & {
       runId: string
@@ -99,6 +104,17 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
   )
   const selectRun = db.prepare<[string]>(`SELECT ${runColumns} FROM runs WHERE run_id = ?`)
   const selectByKey = db.prepare<[string, string]>(`SELECT ${runColumns} FROM runs WHERE pipeline = ? AND key = ?`)
+  const selectSetting = db.prepare<[string], string>("SELECT value FROM settings WHERE key = ?").pluck()
+  const upsertSetting = db.prepare<[string, string]>(
+    "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+  )
+  const selectCounter = db.prepare<[string], { count: number; actors: string }>(
+    "SELECT count, actors FROM counters WHERE key = ?"
+  )
+  const upsertCounter = db.prepare<[string, number, string, number]>(
+    `INSERT INTO counters (key, count, actors, updated_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET count = excluded.count, actors = excluded.actors, updated_at = excluded.updated_at`
+  )
   const selectEvents = db.prepare<[string, number], Event.StoredEvent>(
     "SELECT run_id AS runId, seq, type, v, at, data FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq"
   )
@@ -212,14 +228,16 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
     append: (request) =>
       writer.submit(
         (): Exit.Exit<number, StoreError.LeaseLost | StoreError.SeqConflict> => {
-          const row = appendToRun.get({
-            ...patchParams(request.patch),
+          const params = {
             runId: request.runId,
             token: request.token,
             expectedSeq: request.expectedSeq ?? null,
             count: request.events.length,
             now: request.now
-          })
+          }
+          const row = request.patch === undefined
+            ? appendToRun.get(params)
+            : appendAndPatchRun.get({ ...params, ...patchParams(request.patch) })
           if (row === undefined) {
             const run = currentRun(request.runId)
             if (run === undefined || run.leaseToken !== request.token) {
@@ -270,6 +288,23 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
         return row === undefined ? Option.none() : Option.some(decodeRun(row))
       }),
 
+    incrementCounter: ({ actor, keepLast, key, now }) =>
+      writer.submit(() => {
+        const current = selectCounter.get(key)
+        const count = (current?.count ?? 0) + 1
+        const actors = [...(current === undefined ? [] : decodeActors(current.actors)), actor].slice(-Math.max(1, keepLast))
+        upsertCounter.run(key, count, JSON.stringify(actors), now)
+        return Exit.succeed({ count, actors })
+      }, fail(`increment of counter ${key}`)),
+
+    getSetting: (key) => read(`read of setting ${key}`, () => Option.fromNullable(selectSetting.get(key))),
+
+    putSetting: (key, value) =>
+      writer.submit(() => {
+        upsertSetting.run(key, value)
+        return Exit.void
+      }, fail(`write of setting ${key}`)),
+
     readEvents: (runId, fromSeq = 1) => read(`read of the events of run ${runId}`, () => selectEvents.all(runId, fromSeq)),
 
     findByPrefix: (prefix, limit) =>
@@ -284,6 +319,7 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
       const conditions = [
         ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
         ...(filter.pipeline === undefined ? [] : [sql`pipeline = ${filter.pipeline}`]),
+        ...(filter.version === undefined ? [] : [sql`version = ${filter.version}`]),
         ...(filter.key === undefined ? [] : [sql`key = ${filter.key}`]),
         ...(filter.since === undefined ? [] : [sql`updated_at >= ${filter.since}`])
       ]
@@ -296,6 +332,8 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
     }
   }
 }
+
+const decodeActors = Schema.decodeUnknownSync(Schema.parseJson(Schema.Array(Schema.String)))
 
 /** A GLOB pattern matching strings that start with `prefix` literally. */
 const globPrefix = (prefix: string) => prefix.replace(/[*?[]/g, (c) => `[${c}]`) + "*"

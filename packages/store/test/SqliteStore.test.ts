@@ -1,0 +1,293 @@
+import { SqlClient } from "@effect/sql"
+import { Event, EventStore } from "@ledgerflow/core"
+import { SqliteStore } from "@ledgerflow/store"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { createHash, randomUUID } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as readline from "node:readline"
+import { fileURLToPath } from "node:url"
+import { afterAll } from "vitest"
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-sqlite-"))
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
+
+const repository = fileURLToPath(new URL("../../..", import.meta.url))
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+
+const freshFile = () => path.join(root, randomUUID(), ".ledgerflow", "ledger.db")
+
+/** Builds the layer in the current scope and returns its services. */
+const open = (options: SqliteStore.Options) =>
+  Effect.map(Layer.build(SqliteStore.layer(options)), (context) => ({
+    store: Context.get(context, EventStore.EventStore),
+    sql: Context.get(context, SqlClient.SqlClient)
+  }))
+
+const digest = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex")
+
+const mode = (file: string) => fs.statSync(file).mode & 0o777
+
+const claim = (runId: string, key: string): EventStore.ClaimRequest => ({
+  runId,
+  pipeline: "reports",
+  version: "1",
+  key,
+  owner: "worker-1",
+  now: 1_000,
+  leaseExpiresAt: 31_000,
+  events: [
+    Event.encode(
+      new Event.RunStarted({ at: 1_000, pipeline: "reports", version: "1", key, input: null, inputHash: "h" })
+    )
+  ]
+})
+
+/** Runs `node --conditions=source --import tsx <fixture> ...args` from the repository root. */
+const node = (script: string, args: ReadonlyArray<string>, options: { uid?: number; gid?: number } = {}) =>
+  spawn(process.execPath, ["--conditions=source", "--import", "tsx", fixture(script), ...args], {
+    cwd: repository,
+    stdio: ["pipe", "pipe", "pipe"],
+    ...options
+  })
+
+/** The child's stdout, line by line, and its stderr for failure messages. */
+const linesOf = (child: ChildProcessWithoutNullStreams) => {
+  let stderr = ""
+  child.stderr.on("data", (chunk) => (stderr += String(chunk)))
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  return {
+    next: async (): Promise<string> => {
+      const line = await lines.next()
+      if (line.done === true) throw new Error(`child process ended early; stderr:\n${stderr}`)
+      return line.value
+    }
+  }
+}
+
+describe("SqliteStore", () => {
+  it.scoped("creates the store's directory with mode 0700 and its file with mode 0600", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const { store } = yield* open({ filename })
+      yield* store.claim(claim("run-1", "key-1"))
+      expect(mode(path.dirname(filename))).toBe(0o700)
+      expect(mode(filename)).toBe(0o600)
+      // SQLite gives the log files beside it the store's own permissions.
+      expect(mode(`${filename}-wal`)).toBe(0o600)
+      expect(mode(`${filename}-shm`)).toBe(0o600)
+    }))
+
+  it.scoped("uses WAL, synchronous FULL, a 5 second busy timeout and foreign keys by default", () =>
+    Effect.gen(function*() {
+      const { sql, store } = yield* open({ filename: freshFile() })
+      expect(yield* sql`PRAGMA journal_mode`).toEqual([{ journal_mode: "wal" }])
+      expect(yield* sql`PRAGMA synchronous`).toEqual([{ synchronous: 2 }])
+      expect(yield* sql`PRAGMA busy_timeout`).toEqual([{ timeout: 5_000 }])
+      expect(yield* sql`PRAGMA foreign_keys`).toEqual([{ foreign_keys: 1 }])
+      // The SqlClient it provides reads the store's own file.
+      yield* store.claim(claim("run-1", "key-1"))
+      expect(yield* sql`SELECT run_id, last_seq FROM runs`).toEqual([{ run_id: "run-1", last_seq: 1 }])
+    }))
+
+  it.scoped("synchronous NORMAL and the busy timeout are options", () =>
+    Effect.gen(function*() {
+      const { sql } = yield* open({ filename: freshFile(), synchronous: "normal", busyTimeout: "250 millis" })
+      expect(yield* sql`PRAGMA synchronous`).toEqual([{ synchronous: 1 }])
+      expect(yield* sql`PRAGMA busy_timeout`).toEqual([{ timeout: 250 }])
+    }))
+
+  it.effect("a reopened store keeps its runs and events and applies no migration twice", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* Effect.scoped(Effect.flatMap(open({ filename }), ({ store }) => store.claim(claim("run-1", "key-1"))))
+      const { sql, store } = yield* open({ filename })
+      expect(Option.getOrThrow(yield* store.getRun("run-1")).lastSeq).toBe(1)
+      expect(yield* store.readEvents("run-1")).toHaveLength(1)
+      expect(yield* sql`SELECT count(*) AS n FROM ledgerflow_migrations`).toEqual([
+        { n: Object.keys(SqliteStore.migrations).length }
+      ])
+      expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
+        { value: String(SqliteStore.schemaVersion) }
+      ])
+    }).pipe(Effect.scoped))
+
+  it.effect("closing the layer closes both of its connections", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* Effect.scoped(Effect.flatMap(open({ filename }), ({ store }) => store.claim(claim("run-1", "key-1"))))
+      // The last connection to close checkpoints the WAL and deletes it.
+      expect(fs.existsSync(`${filename}-wal`)).toBe(false)
+    }))
+
+  it.effect("a store written by a newer ledgerflow is refused with StoreTooNew and left untouched", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* Effect.scoped(open({ filename }))
+      const db = new Database(filename)
+      db.prepare("UPDATE ledgerflow_meta SET value = ? WHERE key = 'schema_version'").run(
+        String(SqliteStore.schemaVersion + 1)
+      )
+      db.close()
+      const before = digest(filename)
+      const error = yield* Effect.flip(Effect.scoped(open({ filename })))
+      expect(error).toMatchObject({
+        _tag: "StoreTooNew",
+        filename,
+        storeVersion: SqliteStore.schemaVersion + 1,
+        supportedVersion: SqliteStore.schemaVersion
+      })
+      expect(error.message).toContain(`written by a newer ledgerflow (schema ${SqliteStore.schemaVersion + 1}`)
+      expect(error.message).toContain("upgrade ledgerflow")
+      expect(digest(filename)).toBe(before)
+    }))
+
+  it.effect("a file that is not a SQLite database is refused with NotALedgerflowStore and left untouched", () =>
+    Effect.gen(function*() {
+      const filename = path.join(root, `${randomUUID()}.db`)
+      fs.writeFileSync(filename, "these are my notes, not a database\n".repeat(200))
+      const before = digest(filename)
+      const error = yield* Effect.flip(Effect.scoped(open({ filename })))
+      expect(error._tag).toBe("NotALedgerflowStore")
+      expect(error.message).toContain(`${filename} is not a ledgerflow store`)
+      expect(error.message).toContain("--db")
+      expect(digest(filename)).toBe(before)
+      expect(fs.existsSync(`${filename}-wal`)).toBe(false)
+    }))
+
+  it.effect("another application's SQLite database is refused with NotALedgerflowStore and left untouched", () =>
+    Effect.gen(function*() {
+      const filename = path.join(root, `${randomUUID()}.db`)
+      const db = new Database(filename)
+      db.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+      db.prepare("INSERT INTO customers (name) VALUES (?)").run("Ada")
+      db.close()
+      const before = digest(filename)
+      const error = yield* Effect.flip(Effect.scoped(open({ filename })))
+      expect(error._tag).toBe("NotALedgerflowStore")
+      expect(error.message).toContain("customers")
+      expect(digest(filename)).toBe(before)
+      expect(fs.existsSync(`${filename}-wal`)).toBe(false)
+    }))
+
+  it.scoped("an empty file becomes a new store", () =>
+    Effect.gen(function*() {
+      const filename = path.join(root, `${randomUUID()}.db`)
+      fs.writeFileSync(filename, "")
+      const { store } = yield* open({ filename })
+      expect((yield* store.claim(claim("run-1", "key-1")))._tag).toBe("Created")
+    }))
+
+  it("a directory it cannot write is refused with a StoreError naming it, and nothing is written", async () => {
+    const directory = path.join(root, randomUUID())
+    fs.mkdirSync(directory, { mode: 0o755 })
+    fs.chmodSync(root, 0o755)
+    fs.chmodSync(directory, 0o555)
+    const filename = path.join(directory, ".ledgerflow", "ledger.db")
+    // Root writes anywhere: run the attempt as `nobody` then.
+    const asRoot = process.getuid?.() === 0
+    const child = node("openStore.ts", [filename], asRoot ? { uid: 65534, gid: 65534 } : {})
+    child.stdin.end()
+    const outcome = JSON.parse(await linesOf(child).next())
+    expect(outcome).toMatchObject({ ok: false, tag: "StoreError" })
+    expect(outcome.message).toContain(directory)
+    expect(outcome.message).toContain("not writable")
+    expect(outcome.message).toContain("--db")
+    expect(fs.readdirSync(directory)).toEqual([])
+  })
+
+  it.scoped("a write blocked by another process beyond the busy timeout fails with a StoreError saying so", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const { store } = yield* open({ filename, busyTimeout: "100 millis" })
+      const other = new Database(filename)
+      yield* Effect.addFinalizer(() => Effect.sync(() => other.close()))
+      other.prepare("BEGIN IMMEDIATE").run()
+      const error = yield* Effect.flip(store.claim(claim("run-1", "key-1")))
+      expect(error._tag).toBe("StoreError")
+      expect(error.message).toContain("locked by another process")
+      other.prepare("ROLLBACK").run()
+      expect((yield* store.claim(claim("run-1", "key-1")))._tag).toBe("Created")
+    }))
+
+  it.scoped("a write that fails inside a batch is rolled back alone; the writes beside it commit", () =>
+    Effect.gen(function*() {
+      const { store } = yield* open({ filename: freshFile() })
+      yield* store.claim(claim("run-1", "key-1"))
+      const [duplicate, append] = yield* Effect.all(
+        [
+          // Another key with an id that is taken: the driver refuses it in the middle of the batch.
+          Effect.either(store.claim(claim("run-1", "key-2"))),
+          Effect.either(store.append({ runId: "run-1", token: 1, events: claim("run-1", "key-1").events, now: 2_000 }))
+        ],
+        { concurrency: "unbounded" }
+      )
+      expect(duplicate._tag === "Left" && duplicate.left._tag).toBe("StoreError")
+      expect(append).toMatchObject({ _tag: "Right", right: 2 })
+      expect(yield* store.findByKey("reports", "key-2")).toEqual(Option.none())
+      expect((yield* store.readEvents("run-1")).map((e) => e.seq)).toEqual([1, 2])
+    }))
+
+  it.scoped("a write interrupted before its batch commits is not written", () =>
+    Effect.gen(function*() {
+      const { store } = yield* open({ filename: freshFile() })
+      yield* store.claim(claim("run-1", "key-1"))
+      const fiber = yield* Effect.fork(
+        store.append({ runId: "run-1", token: 1, events: claim("run-1", "key-1").events, now: 2_000 })
+      )
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(fiber)
+      yield* store.renew({ runId: "run-1", token: 1, leaseExpiresAt: 40_000, now: 2_001 })
+      expect(yield* store.readEvents("run-1")).toHaveLength(1)
+    }))
+
+  it("processes opening a new store at the same moment all get it, migrated once", async () => {
+    const filename = freshFile()
+    const children = Array.from({ length: 3 }, () => node("openStore.ts", [filename]))
+    for (const child of children) child.stdin.end()
+    const outcomes = await Promise.all(children.map(async (child) => JSON.parse(await linesOf(child).next())))
+    expect(outcomes).toEqual(children.map(() => ({ ok: true })))
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const { sql } = yield* open({ filename })
+      expect(yield* sql`SELECT count(*) AS n FROM ledgerflow_migrations`).toEqual([
+        { n: Object.keys(SqliteStore.migrations).length }
+      ])
+    })))
+  })
+
+  it("two processes claiming one key at the same moment: exactly one Created, in each of 50 rounds", async () => {
+    const filename = freshFile()
+    // Create and migrate the store first, so that both contenders open a ready store.
+    await Effect.runPromise(Effect.scoped(open({ filename })))
+    const children = ["worker-a", "worker-b"].map((worker) => node("claimRace.ts", [filename, worker]))
+    const outputs = children.map(linesOf)
+    try {
+      for (const output of outputs) expect(await output.next()).toBe("ready")
+      for (let round = 0; round < 50; round++) {
+        const key = `key-${round}-${randomUUID()}`
+        for (const child of children) child.stdin.write(`${key}\n`)
+        const results = await Promise.all(outputs.map(async (output) => JSON.parse(await output.next())))
+        expect(results.map((r) => r.key)).toEqual([key, key])
+        expect(results.filter((r) => r.tag === "Created")).toHaveLength(1)
+        expect(results[0].runId).toBe(results[1].runId)
+      }
+    } finally {
+      for (const child of children) child.stdin.end()
+    }
+    await Promise.all(children.map((child) => new Promise((resolve) => child.once("exit", resolve))))
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const { store } = yield* open({ filename })
+      const runs = yield* store.listRuns({ pipeline: "race" })
+      expect(runs).toHaveLength(50)
+      for (const run of runs) expect(yield* store.readEvents(run.runId)).toHaveLength(1)
+    })))
+  })
+})
