@@ -3,7 +3,7 @@
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "**/*.js", "!eslint.config.js", "bench/results/**"] },
+  { ignores: ["**/dist/**", "**/node_modules/**", "**/.scratch/**", "**/*.js", "!eslint.config.js", "bench/results/**"] },
   ...tseslint.configs.recommended,
   {
     rules: {

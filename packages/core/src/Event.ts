@@ -75,6 +75,22 @@ export class StepCompleted extends Schema.TaggedClass<StepCompleted>()("StepComp
   usage: Schema.optional(Schema.Array(Usage))
 }) {}
 
+/**
+ * Something worth a look about one attempt (a waste pattern, a guard that tripped), e.g.
+ * `ContextOverCeiling` with the ceiling as `limit` and the input tokens seen as `actual`. Appended in the
+ * same append as the attempt's `StepCompleted` or `StepAttemptFailed`.
+ */
+export class StepFinding extends Schema.TaggedClass<StepFinding>()("StepFinding", {
+  at,
+  stepId: Schema.String,
+  name: Schema.String,
+  attempt: Schema.Number,
+  kind: Schema.String,
+  message: Schema.String,
+  limit: Schema.optional(Schema.Number),
+  actual: Schema.optional(Schema.Number)
+}) {}
+
 /** Completions a resumed execution served from the log instead of running them: what it saved. */
 export class StepsServed extends Schema.TaggedClass<StepsServed>()("StepsServed", {
   at,
@@ -138,6 +154,7 @@ export const Event = Schema.Union(
   StepStarted,
   StepAttemptFailed,
   StepCompleted,
+  StepFinding,
   StepsServed,
   CompensationStarted,
   CompensationCompleted,

@@ -131,9 +131,20 @@ export interface EventStoreService {
   ) => Effect.Effect<void, LeaseLost | StoreError>
   readonly getRun: (runId: string) => Effect.Effect<Option.Option<RunRecord>, StoreError>
   readonly findByKey: (pipeline: string, key: string) => Effect.Effect<Option.Option<RunRecord>, StoreError>
-  /** Runs whose id starts with `prefix` (for ids typed by people); at most `limit`. */
+  /** Runs whose id starts with `prefix` (for ids typed by people), newest first; at most `limit`. */
   readonly findByPrefix: (prefix: string, limit: number) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+  /** Runs matching the filter, newest created first. */
   readonly listRuns: (filter: RunFilter) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+  /**
+   * Count one more turn on a durable counter (the loop guard's, per conversation thread), atomically
+   * across processes; returns the new count and the last `keepLast` actors, newest last.
+   */
+  readonly incrementCounter: (request: {
+    readonly key: string
+    readonly actor: string
+    readonly keepLast: number
+    readonly now: number
+  }) => Effect.Effect<{ readonly count: number; readonly actors: ReadonlyArray<string> }, StoreError>
   /** A small durable setting (e.g. when a pipeline's storm breaker was last reset). */
   readonly getSetting: (key: string) => Effect.Effect<Option.Option<string>, StoreError>
   readonly putSetting: (key: string, value: string) => Effect.Effect<void, StoreError>

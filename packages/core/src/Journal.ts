@@ -19,8 +19,10 @@ export interface StepEntry {
   /**
    * The retry budget in force: failed attempts and the start of the first one since the run was last
    * (re)started after a failure. A crash keeps the budget; resuming a failed run opens a new one.
+   * Replies that drifted from the step's output Schema (rule `schema-drift`) count in `drifts`, not in
+   * `attempts`: they have their own cap (`Step.driftCap`), apart from the retry policy's.
    */
-  readonly budget: { readonly attempts: number; readonly startedAt: number | undefined }
+  readonly budget: { readonly attempts: number; readonly startedAt: number | undefined; readonly drifts: number }
   /** When the last failed attempt asked to be retried: a resumed step waits until then. */
   readonly retryAt?: number
   /** The last failure and whether it ended the step (no retry scheduled). */
@@ -81,7 +83,15 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
   const entry = (stepId: string, name: string, inputHash: string, at: number): Mutable<StepEntry> => {
     let e = steps.get(stepId)
     if (e === undefined) {
-      e = { stepId, name, inputHash, failedAttempts: 0, firstStartedAt: at, budget: { attempts: 0, startedAt: at }, usage: [] }
+      e = {
+        stepId,
+        name,
+        inputHash,
+        failedAttempts: 0,
+        firstStartedAt: at,
+        budget: { attempts: 0, startedAt: at, drifts: 0 },
+        usage: []
+      }
       steps.set(stepId, e)
     }
     e.inputHash = inputHash
@@ -101,7 +111,7 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
         if (status !== "running") {
           for (const e of steps.values()) {
             if (e.completed === undefined) {
-              e.budget = { attempts: 0, startedAt: undefined }
+              e.budget = { attempts: 0, startedAt: undefined, drifts: 0 }
               delete e.retryAt
             }
           }
@@ -121,7 +131,12 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
         const e = entry(event.stepId, event.name, event.inputHash, event.startedAt)
         delete e.inDoubt
         e.failedAttempts = Math.max(e.failedAttempts, event.attempt)
-        e.budget = { attempts: e.budget.attempts + 1, startedAt: e.budget.startedAt ?? event.startedAt }
+        const drift = event.failure.rule === "schema-drift"
+        e.budget = {
+          attempts: e.budget.attempts + (drift ? 0 : 1),
+          startedAt: e.budget.startedAt ?? event.startedAt,
+          drifts: e.budget.drifts + (drift ? 1 : 0)
+        }
         if (event.retryDelayMs !== undefined) e.retryAt = event.at + event.retryDelayMs
         else delete e.retryAt
         e.lastFailure = { failure: event.failure, final: event.retryDelayMs === undefined, at: event.at }
@@ -143,6 +158,9 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
         if (usage.length > 0) e.usage = [...e.usage, ...usage]
         break
       }
+      case "StepFinding":
+        // Findings are for reports (the cost ledger reads them from the log); they change no state.
+        break
       case "StepsServed":
         served.push(...event.stepIds)
         break

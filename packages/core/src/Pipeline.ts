@@ -9,7 +9,7 @@ import * as Schema from "effect/Schema"
 import type { RunContext } from "./RunContext.js"
 import { validateName } from "./Step.js"
 
-export interface Options<I, IE, O, OE, E, R> {
+export interface Options<I, IE, O, OE, E, R, RP = never> {
   /** Unique among the pipelines of a store: with the run key it identifies a run. */
   readonly name: string
   /** Bump it when the pipeline's behaviour changes; recorded on every run. */
@@ -21,7 +21,7 @@ export interface Options<I, IE, O, OE, E, R> {
    * Checked before the steps of every execution (a new run or a resume): "the columns I write exist".
    * A failure is `Deterministic` and costs no step.
    */
-  readonly preflight?: Effect.Effect<void, unknown, R>
+  readonly preflight?: Effect.Effect<void, unknown, RP>
   /** After a crash, `Engine.recover` resumes the run (default) or rolls it back. */
   readonly onCrash?: "resume" | "rollback"
   /**
@@ -29,6 +29,20 @@ export interface Options<I, IE, O, OE, E, R> {
    * same fingerprint, new runs are refused with `CircuitOpen`. Default 3; `false` turns it off.
    */
   readonly breaker?: { readonly threshold: number } | false
+  /**
+   * What one run may spend, in dollars (priced with the `Pricing` table) and/or input tokens. A step
+   * with an `estimate` that would pass it fails `Deterministic` (rule `budget`) before it is called.
+   * `Engine.run(..., { budget })` overrides it field by field.
+   */
+  readonly budget?: Budget
+}
+
+/** A per-run spending limit. Counted over every attempt of the run, across resumes and processes. */
+export interface Budget {
+  /** Dollars, priced with the `Pricing` table (the default table when none is provided). */
+  readonly usd?: number | undefined
+  /** Uncached input tokens (`Usage.inputTokens`), summed over the run's attempts. */
+  readonly inputTokens?: number | undefined
 }
 
 /** The pipeline's Schemas compiled once. */
@@ -48,6 +62,7 @@ export interface Pipeline<I, O, E, R> {
   readonly onCrash: "resume" | "rollback"
   /** Consecutive same-fingerprint deterministic failures that open the breaker; 0 when it is off. */
   readonly breakerThreshold: number
+  readonly budget: Budget | undefined
 }
 
 /** Any pipeline, for collections such as a CLI config's list. */
@@ -58,9 +73,16 @@ export type Any = Pipeline<any, any, any, any>
 export type Requirements<P> = P extends Pipeline<infer _I, infer _O, infer _E, infer R> ? Exclude<R, RunContext> : never
 
 /** Define a pipeline. Throws at definition time if the name is unusable (a bug in the pipeline's code). */
-export const make = <I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): Pipeline<I, O, E, R> => {
+export const make = <I, IE, O, OE, E, R, RP = never>(
+  options: Options<I, IE, O, OE, E, R, RP>
+): Pipeline<I, O, E, R | RP> => {
   const problem = validateName("step name", options.name)
   if (problem !== undefined) throw new Error(`Pipeline.make: ${problem.replace("step name", "pipeline name")}`)
+  for (const [field, limit] of Object.entries(options.budget ?? {})) {
+    if (limit !== undefined && !(typeof limit === "number" && limit >= 0 && Number.isFinite(limit))) {
+      throw new Error(`Pipeline.make: pipeline "${options.name}" has budget.${field} ${String(limit)}; it must be a finite number >= 0`)
+    }
+  }
   return {
     name: options.name,
     version: String(options.version),
@@ -73,6 +95,7 @@ export const make = <I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): 
     run: options.run,
     preflight: options.preflight,
     onCrash: options.onCrash ?? "resume",
-    breakerThreshold: options.breaker === false ? 0 : Math.max(1, options.breaker?.threshold ?? 3)
+    breakerThreshold: options.breaker === false ? 0 : Math.max(1, options.breaker?.threshold ?? 3),
+    budget: options.budget
   }
 }

@@ -23,6 +23,28 @@ export interface StepContext {
   readonly idempotencyKey: string
   /** Record the tokens this attempt spent; they are journaled with the attempt, whatever its outcome. */
   readonly reportUsage: (usage: Usage) => Effect.Effect<void>
+  /**
+   * Record something worth a look (e.g. `ContextOverCeiling`); journaled as a `StepFinding` event in the
+   * same append as the attempt's outcome, whatever it is.
+   */
+  readonly reportFinding: (finding: Finding) => Effect.Effect<void>
+}
+
+/** An observation about one attempt, journaled with it: a waste pattern, a guard that tripped. */
+export interface Finding {
+  /** What kind of finding, e.g. `ContextOverCeiling`. */
+  readonly kind: string
+  readonly message: string
+  /** The limit that was passed, and the value seen (e.g. a token ceiling and the input tokens). */
+  readonly limit?: number
+  readonly actual?: number
+}
+
+/** What a paid step expects to spend: checked against the run's budget before its body runs. */
+export interface Estimate {
+  readonly model: string
+  readonly inputTokens: number
+  readonly outputTokens: number
 }
 
 /** The ways a step call can fail inside a pipeline. */
@@ -74,6 +96,18 @@ export interface Options<I, IE, O, OE, E, R> {
    * as completed; `None` runs the step again with the same idempotency key.
    */
   readonly reconcile?: (input: I, idempotencyKey: string) => Effect.Effect<Option.Option<O>, unknown, R>
+  /**
+   * What an attempt will spend, at most (a paid step: an LLM call). With a run budget, the runner adds it
+   * to what the run has spent so far and fails the step `Deterministic` (rule `budget`) *before* the body
+   * runs when the sum would pass the budget. Steps without an estimate are not stopped by the budget.
+   */
+  readonly estimate?: (input: I) => Estimate
+  /**
+   * How many times a reply whose structure drifted from the expected Schema (a failure with rule
+   * `schema-drift`) is retried, at once and apart from `retry`'s attempts. Past it, the step fails
+   * `Deterministic`: paying again for the same drift is what a redelivery must not do. Default 1.
+   */
+  readonly driftCap?: number
 }
 
 /** What a compensation knows about itself. */
@@ -110,6 +144,8 @@ export interface Step<I, O, E, R> {
   readonly keepOnRollback: boolean
   readonly irreversible: boolean
   readonly reconcile: ((input: I, idempotencyKey: string) => Effect.Effect<Option.Option<O>, unknown, R>) | undefined
+  readonly estimate: ((input: I) => Estimate) | undefined
+  readonly driftCap: number
 }
 
 const noInput: Either.Either<unknown, ParseResult.ParseError> = Either.right(null)
@@ -140,6 +176,9 @@ export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): 
       `Step.make: step "${options.name}" is irreversible and has a compensate; an irreversible step cannot be undone. Remove compensate (later failures go forward or to needs_attention), or drop irreversible if the effect can really be undone`
     )
   }
+  if (options.driftCap !== undefined && !(Number.isInteger(options.driftCap) && options.driftCap >= 0)) {
+    throw new Error(`Step.make: step "${options.name}" has driftCap ${options.driftCap}; it must be an integer >= 0`)
+  }
   if (options.reconcile !== undefined && options.irreversible !== true) {
     throw new Error(`Step.make: step "${options.name}" has a reconcile but is not irreversible; reconcile is only consulted for irreversible steps`)
   }
@@ -162,7 +201,9 @@ export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): 
     compensateRetry: options.compensateRetry ?? RetryPolicy.defaultPolicy,
     keepOnRollback: options.keepOnRollback ?? false,
     irreversible: options.irreversible ?? false,
-    reconcile: options.reconcile
+    reconcile: options.reconcile,
+    estimate: options.estimate,
+    driftCap: options.driftCap ?? 1
   })
   return self
 }

@@ -99,7 +99,7 @@ layer(AnthropicStandIn.layer())("AnthropicStandIn with the real SDK", (it) => {
 
     it.effect("system, tools and tool results count toward the derived input tokens", () =>
       Effect.gen(function*() {
-        const { client, standIn } = yield* fresh
+        const { client } = yield* fresh
         const bare = yield* Effect.promise(() => client.messages.create(params("q".repeat(400))))
         const rich = yield* Effect.promise(() =>
           client.messages.create({

@@ -19,6 +19,7 @@ import type { EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
 import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
 import type * as Pipeline from "../Pipeline.js"
+import { type PriceTable, Pricing } from "../Pricing.js"
 import { RunContext } from "../RunContext.js"
 import {
   CircuitOpen,
@@ -49,11 +50,15 @@ export interface RunOptions {
   readonly ifRunning?: "fail" | "wait"
   readonly parentRunId?: string
   readonly correlationId?: string
+  /** This run's spending limit; overrides the pipeline's `budget` field by field. */
+  readonly budget?: Pipeline.Budget
 }
 
 export interface ResumeOptions {
   /** Re-execute steps whose input differs from the journal's instead of refusing them. */
   readonly reexecuteDiverged?: boolean
+  /** The resumed run's spending limit; overrides the pipeline's `budget` field by field. */
+  readonly budget?: Pipeline.Budget
 }
 
 export interface ReplayReport {
@@ -173,7 +178,14 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     return abort === undefined || abort._tag === "ReplayStopped" ? Effect.void : Effect.fail(abort)
   }
 
-  const newRunner = (run: RunRecord, state: Journal.RunState, mode: "execute" | "replay" | "rollback", reexecuteDiverged: boolean) =>
+  const newRunner = (
+    run: RunRecord,
+    state: Journal.RunState,
+    mode: "execute" | "replay" | "rollback",
+    reexecuteDiverged: boolean,
+    crashed = false,
+    budget?: { readonly limit: Pipeline.Budget; readonly pricing: PriceTable | undefined }
+  ) =>
     Effect.map(Scope.make(), (scope) =>
       new StepRunner({
         runId: run.runId,
@@ -183,7 +195,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         store,
         token: run.leaseToken,
         scope,
-        leaseExpiresAt: run.leaseExpiresAt
+        leaseExpiresAt: run.leaseExpiresAt,
+        crashed,
+        ...(budget !== undefined ? { budget: budget.limit, pricing: budget.pricing } : {})
       }))
 
   const contextOf = (pipeline: { readonly name: string }, run: RunRecord, runner: StepRunner) => ({
@@ -211,10 +225,19 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     input: I,
     run: RunRecord,
     state: Journal.RunState,
-    reexecuteDiverged: boolean
+    reexecuteDiverged: boolean,
+    runBudget?: Pipeline.Budget
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
     Effect.gen(function*() {
-      const runner = yield* newRunner(run, state, "execute", reexecuteDiverged)
+      // A budget (the pipeline's, overridden by the run's) is priced with the `Pricing` service when one is
+      // provided, else the default table; looked up once per execution, not per step.
+      const limit = pipeline.budget === undefined && runBudget === undefined
+        ? undefined
+        : { ...pipeline.budget, ...runBudget }
+      const budget = limit === undefined
+        ? undefined
+        : { limit, pricing: Option.getOrUndefined(yield* Effect.serviceOption(Pricing)) }
+      const runner = yield* newRunner(run, state, "execute", reexecuteDiverged, false, budget)
       if (pipeline.preflight !== undefined) {
         const checked = yield* Effect.exit(
           Effect.provideService(pipeline.preflight, RunContext, contextOf(pipeline, run, runner))
@@ -341,13 +364,14 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     run: RunRecord,
     reason: string,
     requireExpired: boolean,
-    reexecuteDiverged: boolean
+    reexecuteDiverged: boolean,
+    budget?: Pipeline.Budget
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
     Effect.gen(function*() {
       const acquired = yield* lease(run, reason, requireExpired, { status: "running", failure: null })
       const state = yield* readState(run.runId)
       const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
-      return yield* execute(pipeline, input, acquired, state, reexecuteDiverged)
+      return yield* execute(pipeline, input, acquired, state, reexecuteDiverged, budget)
     })
 
   /** Take an existing run's lease (a CAS on its fencing token), journaling why. */
@@ -437,7 +461,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
             Event.encode(new Event.LeaseTaken({ at: now, owner, token: 1, expiresAt }))
           ]
         })
-        if (claim._tag === "Created") return yield* execute(pipeline, input, claim.run, Journal.empty, false)
+        if (claim._tag === "Created") {
+          return yield* execute(pipeline, input, claim.run, Journal.empty, false, runOptions.budget)
+        }
         const existing = claim.run
         switch (existing.status) {
           case "completed":
@@ -453,7 +479,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
                 ? "started again after its retries were exhausted on a transient failure"
                 : "started again after a rollback: undone steps run again, kept outputs are served",
               false,
-              false
+              false,
+              runOptions.budget
             )
           case "compensating":
             if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
@@ -467,7 +494,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
                 existing,
                 `the lease of ${existing.owner} expired; taken over by ${owner}`,
                 true,
-                false
+                false,
+                runOptions.budget
               )
             }
             if (runOptions.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
@@ -551,7 +579,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       )
       const state = yield* readState(existing.runId)
       const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
-      const runner = yield* newRunner(acquired, state, "rollback", false)
+      const runner = yield* newRunner(acquired, state, "rollback", false, state.status === "running")
       yield* runProgram(pipeline, input, acquired, runner)
       const failure = state.failure?.failure ?? Failure.deterministic("rolled back on request", { rule: "rollback" })
       if (runner.abort !== undefined && runner.abort._tag !== "ReplayStopped") {
@@ -646,10 +674,17 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         case "failed":
         case "rolled_back":
         case "needs_attention":
-          return yield* takeOver(pipeline, existing, "resumed explicitly", false, reexecute)
+          return yield* takeOver(pipeline, existing, "resumed explicitly", false, reexecute, resumeOptions.budget)
         case "running":
           if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
-          return yield* takeOver(pipeline, existing, `the lease of ${existing.owner} expired; resumed`, true, reexecute)
+          return yield* takeOver(
+            pipeline,
+            existing,
+            `the lease of ${existing.owner} expired; resumed`,
+            true,
+            reexecute,
+            resumeOptions.budget
+          )
         default:
           return yield* Effect.fail(notResumable(existing))
       }

@@ -5,14 +5,19 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { StoredEvent } from "../Event.js"
-import type { EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
-import { LeaseLost, SeqConflict } from "../StoreError.js"
+import type { ClaimResult, EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
+import { LeaseLost, SeqConflict, StoreError } from "../StoreError.js"
+
+/** The order of every listing: newest created first, ties by id. */
+const newestFirst = (runs: Array<RunRecord>): Array<RunRecord> =>
+  runs.sort((a, b) => b.createdAt - a.createdAt || (a.runId < b.runId ? 1 : -1))
 
 export const makeMemory = (): EventStoreService => {
   const runs = new Map<string, RunRecord>()
   const byKey = new Map<string, string>()
   const events = new Map<string, Array<StoredEvent>>()
   const settings = new Map<string, string>()
+  const counters = new Map<string, { count: number; actors: Array<string> }>()
 
   const keyOf = (pipeline: string, key: string) => `${pipeline}\u0000${key}`
 
@@ -36,10 +41,15 @@ export const makeMemory = (): EventStoreService => {
 
   return {
     claim: (request) =>
-      Effect.sync(() => {
+      Effect.suspend((): Effect.Effect<ClaimResult, StoreError> => {
         const existingId = byKey.get(keyOf(request.pipeline, request.key))
         const existing = existingId === undefined ? undefined : runs.get(existingId)
-        if (existing !== undefined) return { _tag: "Existing", run: existing } as const
+        if (existing !== undefined) return Effect.succeed({ _tag: "Existing", run: existing } as const)
+        if (runs.has(request.runId)) {
+          return Effect.fail(
+            new StoreError({ operation: "claim", message: `run id ${request.runId} is already taken by another run` })
+          )
+        }
         const run: RunRecord = {
           runId: request.runId,
           pipeline: request.pipeline,
@@ -56,7 +66,7 @@ export const makeMemory = (): EventStoreService => {
           correlationId: request.correlationId
         }
         byKey.set(keyOf(request.pipeline, request.key), run.runId)
-        return { _tag: "Created", run: write(run, request.events, undefined, request.now) } as const
+        return Effect.succeed({ _tag: "Created", run: write(run, request.events, undefined, request.now) } as const)
       }),
 
     acquire: (request) =>
@@ -137,20 +147,26 @@ export const makeMemory = (): EventStoreService => {
       }),
 
     findByPrefix: (prefix, limit) =>
-      Effect.sync(() => [...runs.values()].filter((r) => r.runId.startsWith(prefix)).slice(0, limit)),
+      Effect.sync(() => newestFirst([...runs.values()].filter((r) => r.runId.startsWith(prefix))).slice(0, limit)),
 
     listRuns: (filter) =>
       Effect.sync(() => {
-        const matching = [...runs.values()]
-          .filter((r) =>
+        const matching = newestFirst([...runs.values()].filter((r) =>
             (filter.status === undefined || r.status === filter.status) &&
             (filter.pipeline === undefined || r.pipeline === filter.pipeline) &&
             (filter.version === undefined || r.version === filter.version) &&
             (filter.key === undefined || r.key === filter.key) &&
             (filter.since === undefined || r.updatedAt >= filter.since)
-          )
-          .sort((a, b) => b.createdAt - a.createdAt || (a.runId < b.runId ? 1 : -1))
+        ))
         return filter.limit === undefined ? matching : matching.slice(0, filter.limit)
+      }),
+
+    incrementCounter: ({ actor, keepLast, key }) =>
+      Effect.sync(() => {
+        const prev = counters.get(key) ?? { count: 0, actors: [] }
+        const next = { count: prev.count + 1, actors: [...prev.actors, actor].slice(-Math.max(1, keepLast)) }
+        counters.set(key, next)
+        return next
       }),
 
     getSetting: (key) => Effect.sync(() => Option.fromNullable(settings.get(key))),

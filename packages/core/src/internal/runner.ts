@@ -16,9 +16,13 @@ import * as Event from "../Event.js"
 import type { EventStoreService, RunPatch } from "../EventStore.js"
 import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
+import type { Budget } from "../Pipeline.js"
+import * as Pricing from "../Pricing.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import {
   type CompensationContext,
+  type Estimate,
+  type Finding,
   type Step,
   type StepContext,
   StepDiverged,
@@ -26,7 +30,7 @@ import {
   validateName
 } from "../Step.js"
 import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
-import type { Usage } from "../Usage.js"
+import { Usage } from "../Usage.js"
 import { hashJson, toJson } from "./hash.js"
 
 /**
@@ -67,6 +71,11 @@ export interface RunnerConfig {
   readonly scope: Scope.CloseableScope
   /** Until when this worker's lease is known to hold. */
   readonly leaseExpiresAt: number
+  /** The run's worker died mid-run (a rollback of a crash, not of a known failure). */
+  readonly crashed?: boolean
+  /** The run's spending limit, if any, and the prices that turn usage into dollars for it. */
+  readonly budget?: Budget | undefined
+  readonly pricing?: Pricing.PriceTable | undefined
 }
 
 /** The run cannot go on by itself: what happened and which steps still need a person. */
@@ -102,9 +111,98 @@ export class StepRunner {
   readonly compensated = new Set<string>()
   /** Renewed by the engine's lease keeper. */
   leaseExpiresAt: number
+  /** A rollback of a crashed run may first finish the one step the dead worker was in. */
+  private rollForward: boolean
+
+  /**
+   * Budget accounting, kept only when the run has a budget: what the run spent before this execution
+   * (from the journal's fold) plus what this execution journaled, and the estimates of attempts in flight
+   * (so that concurrent steps cannot each pass the check alone). No store read.
+   */
+  private readonly spent = { usd: 0, inputTokens: 0 }
+  private readonly reserved = { usd: 0, inputTokens: 0 }
 
   constructor(readonly config: RunnerConfig) {
     this.leaseExpiresAt = config.leaseExpiresAt
+    this.rollForward = config.mode === "rollback" && config.crashed === true
+    if (config.budget !== undefined) {
+      for (const entry of config.state.steps.values()) this.addSpent(entry.usage)
+    }
+  }
+
+  private addSpent(usage: ReadonlyArray<Usage>): void {
+    if (this.config.budget === undefined) return
+    const table = this.config.pricing ?? Pricing.defaultTable
+    for (const u of usage) {
+      this.spent.inputTokens += u.inputTokens
+      const cost = Pricing.cost(table, u)
+      if (cost._tag === "Priced") this.spent.usd += cost.usd
+    }
+  }
+
+  /**
+   * Before a paid attempt: would the run's spending so far plus this attempt's estimate pass the budget?
+   * Returns the reservation to hold while the attempt runs, or the `Deterministic` (rule `budget`) to
+   * fail with, before anything is paid.
+   */
+  private reserve<I, O, E, R>(
+    step: Step<I, O, E, R>,
+    input: I,
+    stepId: string
+  ): { readonly usd: number; readonly inputTokens: number } | Failure.Deterministic {
+    const budget = this.config.budget
+    if (budget === undefined || step.estimate === undefined) return noReservation
+    const exceeded = (what: "usd" | "inputTokens", message: string) =>
+      Failure.deterministic(`BudgetExceeded: ${message}`, {
+        rule: "budget",
+        cause: new Failure.ErrorInfo({ name: "BudgetExceeded", message, code: what })
+      })
+    let estimate: Estimate
+    try {
+      estimate = step.estimate(input)
+    } catch (error) {
+      return exceeded(
+        "usd",
+        `the estimate of step ${stepId} threw (${Failure.describe(error).message}); the run's budget cannot be checked`
+      )
+    }
+    const usage = new Usage({ model: estimate.model, inputTokens: estimate.inputTokens, outputTokens: estimate.outputTokens })
+    const runId = this.config.runId
+    if (budget.inputTokens !== undefined) {
+      const before = this.spent.inputTokens + this.reserved.inputTokens
+      if (before + usage.inputTokens > budget.inputTokens) {
+        return exceeded(
+          "inputTokens",
+          `step ${stepId} of run ${runId} would pass the run's budget of ${budget.inputTokens} input tokens: ${before} spent so far + ~${usage.inputTokens} estimated for this call (${usage.model}); it was not called`
+        )
+      }
+    }
+    let usd = 0
+    if (budget.usd !== undefined) {
+      const cost = Pricing.cost(this.config.pricing ?? Pricing.defaultTable, usage)
+      if (cost._tag === "Unpriced") {
+        return exceeded(
+          "usd",
+          `step ${stepId} of run ${runId} uses model ${cost.model}, which has no price, so the run's budget of $${budget.usd} cannot be checked; add its price with Pricing.layer({ models: { "${cost.model}": { input, output, cacheWrite, cacheRead } } }); it was not called`
+        )
+      }
+      usd = cost.usd
+      const before = this.spent.usd + this.reserved.usd
+      if (before + usd > budget.usd) {
+        return exceeded(
+          "usd",
+          `step ${stepId} of run ${runId} would pass the run's budget of $${budget.usd}: $${before.toFixed(4)} spent so far + ~$${usd.toFixed(4)} estimated for this call (${usage.model}, ~${usage.inputTokens} input + up to ${usage.outputTokens} output tokens); it was not called`
+        )
+      }
+    }
+    this.reserved.usd += usd
+    this.reserved.inputTokens += usage.inputTokens
+    return { usd, inputTokens: usage.inputTokens }
+  }
+
+  private release(reservation: { readonly usd: number; readonly inputTokens: number }): void {
+    this.reserved.usd -= reservation.usd
+    this.reserved.inputTokens -= reservation.inputTokens
   }
 
   /** A step call inside the pipeline: serve it from the journal or execute it. */
@@ -144,6 +242,25 @@ export class StepRunner {
               `step key "${key}" of step ${step.name} is used twice in run ${this.config.runId}; keys must be unique per step`,
               { rule: "invalid-key" }
             ))
+          }
+          if (this.config.mode === "rollback" && step.irreversible && match.prior?.inDoubt !== undefined) {
+            // Before undoing anything, learn whether the in-doubt irreversible step happened: if it did,
+            // the run is past its pivot and nothing before it may be undone.
+            const inDoubt = match.prior.inDoubt
+            return Effect.flatMap(
+              this.reconcile(step, input, stepId, inputHash, inDoubt.attempt, `${this.config.runId}/${stepId}`),
+              Option.match({
+                onNone: () => this.stop({ stepId, name: step.name, outcome: "not-in-journal", inputHash }),
+                onSome: Effect.succeed
+              })
+            )
+          }
+          if (this.rollForward && step.compensate !== undefined && !step.keepOnRollback && match.prior?.lastFailure?.final !== true) {
+            // The dead worker may have been inside this step's body: its effect may exist with nothing in the
+            // journal to undo it. Run it once more (steps that are not irreversible may be repeated) to reach
+            // a known state; its compensation then undoes it with the rest.
+            this.rollForward = false
+            return this.execute(step, input, stepId, inputHash, match.prior)
           }
           if (this.config.mode !== "execute") {
             return this.stop({
@@ -342,6 +459,7 @@ export class StepRunner {
     let attempt = prior?.failedAttempts ?? 0
     let budgetAttempts = sameInput ? prior.budget.attempts : 0
     let budgetStartedAt = sameInput ? prior.budget.startedAt : undefined
+    let drifts = sameInput ? prior.budget.drifts : 0
     const retryAt = sameInput ? prior.retryAt : undefined
     const idempotencyKey = `${this.config.runId}/${stepId}`
     return Effect.gen(this, function*() {
@@ -367,6 +485,12 @@ export class StepRunner {
           })
           return yield* Effect.interrupt
         }
+        // A paid step checks the run's budget before each attempt: an attempt that would pass it is never made.
+        const reservation = this.reserve(step, input, stepId)
+        if (reservation instanceof Failure.Deterministic) {
+          this.failedStep.set(reservation, stepId)
+          return yield* Effect.fail(reservation)
+        }
         if (step.irreversible) {
           // Durable before the body runs: a crash from here on leaves the step in doubt, never blindly re-sent.
           yield* this.append([
@@ -374,14 +498,19 @@ export class StepRunner {
           ])
         }
         const usage: Array<Usage> = []
+        const findings: Array<Finding> = []
         const context: StepContext = {
           runId: this.config.runId,
           stepId,
           attempt,
           idempotencyKey,
-          reportUsage: (u) => Effect.sync(() => void usage.push(u))
+          reportUsage: (u) => Effect.sync(() => void usage.push(u)),
+          reportFinding: (f) => Effect.sync(() => void findings.push(f))
         }
-        const exit = yield* Effect.exit(step.run(input, context))
+        const body = Effect.exit(step.run(input, context))
+        const exit = yield* (reservation === noReservation
+          ? body
+          : Effect.ensuring(body, Effect.sync(() => this.release(reservation))))
         let failure: Failure.Failure
         if (Exit.isSuccess(exit)) {
           const encoded = step.codec.encodeOutput(exit.value)
@@ -397,8 +526,10 @@ export class StepRunner {
                 startedAt,
                 output: encoded.right,
                 ...(usage.length > 0 ? { usage } : {})
-              })
+              }),
+              ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
             ])
+            this.addSpent(usage)
             this.claimed.add(stepId)
             return yield* this.completed(step, stepId, input, exit.value)
           }
@@ -414,13 +545,31 @@ export class StepRunner {
           failure = classifyCause(exit.cause, step.classify)
         }
         const at = yield* Clock.currentTimeMillis
-        const decision = RetryPolicy.decide(step.retry, {
-          failure,
-          attempt: budgetAttempts + 1,
-          elapsed: Duration.millis(at - budgetStartedAt),
-          random: yield* Random.next
-        })
-        budgetAttempts += 1
+        let decision: RetryPolicy.Decision
+        if (failure.rule === "schema-drift") {
+          // The reply's structure drifted from the Schema: retried at once, up to the step's own cap, apart
+          // from the retry policy (which is for a server that may heal). Past the cap it is Deterministic, so
+          // that a redelivery of the run does not pay for the same drift again.
+          drifts += 1
+          if (failure._tag === "Transient" && drifts <= step.driftCap) {
+            decision = { _tag: "Retry", delay: Duration.zero }
+          } else {
+            const reason = `drift cap reached (${drifts} drifted replies; driftCap ${step.driftCap})`
+            decision = { _tag: "GiveUp", reason }
+            failure = Failure.deterministic(
+              `${failure.reason}; ${reason}: fix the prompt or the output Schema, then resume the run`,
+              { rule: "schema-drift", ...(failure.cause !== undefined ? { cause: failure.cause } : {}) }
+            )
+          }
+        } else {
+          decision = RetryPolicy.decide(step.retry, {
+            failure,
+            attempt: budgetAttempts + 1,
+            elapsed: Duration.millis(at - budgetStartedAt),
+            random: yield* Random.next
+          })
+          budgetAttempts += 1
+        }
         yield* this.append([
           new Event.StepAttemptFailed({
             at,
@@ -434,8 +583,10 @@ export class StepRunner {
               ? { retryDelayMs: Duration.toMillis(decision.delay) }
               : { giveUp: decision.reason }),
             ...(usage.length > 0 ? { usage } : {})
-          })
+          }),
+          ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
         ])
+        this.addSpent(usage)
         if (decision._tag === "GiveUp") {
           this.failedStep.set(failure, stepId)
           return yield* Effect.fail(failure)
@@ -523,6 +674,29 @@ export class StepRunner {
     })
   }
 }
+
+const noReservation = { usd: 0, inputTokens: 0 } as const
+
+/** An attempt's findings as events, appended with the attempt's outcome (no extra append). */
+const findingEvents = (
+  findings: ReadonlyArray<Finding>,
+  at: number,
+  stepId: string,
+  name: string,
+  attempt: number
+): ReadonlyArray<Event.StepFinding> =>
+  findings.map((f) =>
+    new Event.StepFinding({
+      at,
+      stepId,
+      name,
+      attempt,
+      kind: f.kind,
+      message: f.message,
+      ...(f.limit !== undefined ? { limit: f.limit } : {}),
+      ...(f.actual !== undefined ? { actual: f.actual } : {})
+    })
+  )
 
 /** Classify what a step attempt failed with: its typed error (by the step's own rule) or a defect. */
 export const classifyCause = <E>(
