@@ -21,7 +21,6 @@ import * as Pricing from "../Pricing.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import {
   type CompensationContext,
-  type Estimate,
   type Finding,
   type Step,
   type StepContext,
@@ -30,7 +29,8 @@ import {
   validateName
 } from "../Step.js"
 import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
-import { Usage } from "../Usage.js"
+import type { Usage } from "../Usage.js"
+import { BudgetTracker, noReservation } from "./budget.js"
 import { hashJson, toJson } from "./hash.js"
 
 /**
@@ -114,95 +114,15 @@ export class StepRunner {
   /** A rollback of a crashed run may first finish the one step the dead worker was in. */
   private rollForward: boolean
 
-  /**
-   * Budget accounting, kept only when the run has a budget: what the run spent before this execution
-   * (from the journal's fold) plus what this execution journaled, and the estimates of attempts in flight
-   * (so that concurrent steps cannot each pass the check alone). No store read.
-   */
-  private readonly spent = { usd: 0, inputTokens: 0 }
-  private readonly reserved = { usd: 0, inputTokens: 0 }
+  /** The run's budget: what it spent so far and the estimates of attempts in flight. */
+  private readonly budget: BudgetTracker | undefined
 
   constructor(readonly config: RunnerConfig) {
     this.leaseExpiresAt = config.leaseExpiresAt
     this.rollForward = config.mode === "rollback" && config.crashed === true
-    if (config.budget !== undefined) {
-      for (const entry of config.state.steps.values()) this.addSpent(entry.usage)
-    }
-  }
-
-  private addSpent(usage: ReadonlyArray<Usage>): void {
-    if (this.config.budget === undefined) return
-    const table = this.config.pricing ?? Pricing.defaultTable
-    for (const u of usage) {
-      this.spent.inputTokens += u.inputTokens
-      const cost = Pricing.cost(table, u)
-      if (cost._tag === "Priced") this.spent.usd += cost.usd
-    }
-  }
-
-  /**
-   * Before a paid attempt: would the run's spending so far plus this attempt's estimate pass the budget?
-   * Returns the reservation to hold while the attempt runs, or the `Deterministic` (rule `budget`) to
-   * fail with, before anything is paid.
-   */
-  private reserve<I, O, E, R>(
-    step: Step<I, O, E, R>,
-    input: I,
-    stepId: string
-  ): { readonly usd: number; readonly inputTokens: number } | Failure.Deterministic {
-    const budget = this.config.budget
-    if (budget === undefined || step.estimate === undefined) return noReservation
-    const exceeded = (what: "usd" | "inputTokens", message: string) =>
-      Failure.deterministic(`BudgetExceeded: ${message}`, {
-        rule: "budget",
-        cause: new Failure.ErrorInfo({ name: "BudgetExceeded", message, code: what })
-      })
-    let estimate: Estimate
-    try {
-      estimate = step.estimate(input)
-    } catch (error) {
-      return exceeded(
-        "usd",
-        `the estimate of step ${stepId} threw (${Failure.describe(error).message}); the run's budget cannot be checked`
-      )
-    }
-    const usage = new Usage({ model: estimate.model, inputTokens: estimate.inputTokens, outputTokens: estimate.outputTokens })
-    const runId = this.config.runId
-    if (budget.inputTokens !== undefined) {
-      const before = this.spent.inputTokens + this.reserved.inputTokens
-      if (before + usage.inputTokens > budget.inputTokens) {
-        return exceeded(
-          "inputTokens",
-          `step ${stepId} of run ${runId} would pass the run's budget of ${budget.inputTokens} input tokens: ${before} spent so far + ~${usage.inputTokens} estimated for this call (${usage.model}); it was not called`
-        )
-      }
-    }
-    let usd = 0
-    if (budget.usd !== undefined) {
-      const cost = Pricing.cost(this.config.pricing ?? Pricing.defaultTable, usage)
-      if (cost._tag === "Unpriced") {
-        return exceeded(
-          "usd",
-          `step ${stepId} of run ${runId} uses model ${cost.model}, which has no price, so the run's budget of $${budget.usd} cannot be checked; add its price with Pricing.layer({ models: { "${cost.model}": { input, output, cacheWrite, cacheRead } } }); it was not called`
-        )
-      }
-      usd = cost.usd
-      const before = this.spent.usd + this.reserved.usd
-      if (before + usd > budget.usd) {
-        return exceeded(
-          "usd",
-          `step ${stepId} of run ${runId} would pass the run's budget of $${budget.usd}: $${before.toFixed(4)} spent so far + ~$${usd.toFixed(4)} estimated for this call (${usage.model}, ~${usage.inputTokens} input + up to ${usage.outputTokens} output tokens); it was not called`
-        )
-      }
-    }
-    this.reserved.usd += usd
-    this.reserved.inputTokens += usage.inputTokens
-    return { usd, inputTokens: usage.inputTokens }
-  }
-
-  private release(reservation: { readonly usd: number; readonly inputTokens: number }): void {
-    this.reserved.usd -= reservation.usd
-    this.reserved.inputTokens -= reservation.inputTokens
+    this.budget = config.budget === undefined
+      ? undefined
+      : new BudgetTracker(config.runId, config.budget, config.pricing ?? Pricing.defaultTable, config.state)
   }
 
   /** A step call inside the pipeline: serve it from the journal or execute it. */
@@ -486,7 +406,7 @@ export class StepRunner {
           return yield* Effect.interrupt
         }
         // A paid step checks the run's budget before each attempt: an attempt that would pass it is never made.
-        const reservation = this.reserve(step, input, stepId)
+        const reservation = this.budget?.reserve(step, input, stepId) ?? noReservation
         if (reservation instanceof Failure.Deterministic) {
           this.failedStep.set(reservation, stepId)
           return yield* Effect.fail(reservation)
@@ -510,7 +430,7 @@ export class StepRunner {
         const body = Effect.exit(step.run(input, context))
         const exit = yield* (reservation === noReservation
           ? body
-          : Effect.ensuring(body, Effect.sync(() => this.release(reservation))))
+          : Effect.ensuring(body, Effect.sync(() => this.budget?.release(reservation))))
         let failure: Failure.Failure
         if (Exit.isSuccess(exit)) {
           const encoded = step.codec.encodeOutput(exit.value)
@@ -529,7 +449,7 @@ export class StepRunner {
               }),
               ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
             ])
-            this.addSpent(usage)
+            this.budget?.addSpent(usage)
             this.claimed.add(stepId)
             return yield* this.completed(step, stepId, input, exit.value)
           }
@@ -586,7 +506,7 @@ export class StepRunner {
           }),
           ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
         ])
-        this.addSpent(usage)
+        this.budget?.addSpent(usage)
         if (decision._tag === "GiveUp") {
           this.failedStep.set(failure, stepId)
           return yield* Effect.fail(failure)
@@ -675,7 +595,6 @@ export class StepRunner {
   }
 }
 
-const noReservation = { usd: 0, inputTokens: 0 } as const
 
 /** An attempt's findings as events, appended with the attempt's outcome (no extra append). */
 const findingEvents = (
