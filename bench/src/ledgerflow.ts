@@ -1,0 +1,129 @@
+/**
+ * ledgerflow's durable step on the shared workload: a 10-step pipeline on `SqliteStore.layer({ filename })`
+ * (WAL, synchronous=FULL by default), runs one after another or 16 at a time. Also the store's append
+ * alone, without the engine, to tell the store's cost from the engine's.
+ */
+import { Engine, Event, EventStore, Pipeline, Step } from "@ledgerflow/core"
+import { SqliteStore } from "@ledgerflow/store"
+import { Effect, Layer, Schema } from "effect"
+import type { Synchronous } from "./ceiling.js"
+import { freshFile, type Sample, startTimer, stepOutput, workload } from "./support.js"
+
+const Output = Schema.Struct({ run: Schema.Number, step: Schema.Number, ok: Schema.Boolean, note: Schema.String })
+
+const steps = Array.from({ length: workload.steps }, (_, i) =>
+  Step.make({
+    name: `step-${i}`,
+    input: Schema.Struct({ run: Schema.Number }),
+    output: Output,
+    run: ({ run }) => Effect.sync(() => stepOutput(run, i))
+  }))
+
+/** The pipeline as a user writes it; `breaker: false` only to isolate what the storm breaker's check costs. */
+const makePipeline = (options: { readonly breaker?: false } = {}) =>
+  Pipeline.make({
+    name: "bench",
+    version: 1,
+    input: Schema.Struct({ run: Schema.Number, batch: Schema.String }),
+    output: Schema.Number,
+    ...options,
+    run: ({ run }) =>
+      Effect.gen(function*() {
+        let sum = 0
+        for (const step of steps) sum += (yield* step({ run })).step
+        return sum
+      })
+  })
+
+export const pipeline = makePipeline()
+const pipelineWithoutBreaker = makePipeline({ breaker: false })
+
+export const layer = (filename: string, synchronous: Synchronous = "full") =>
+  Engine.layer().pipe(Layer.provideMerge(SqliteStore.layer({ filename, synchronous })))
+
+/** Runs `from`..`to`-1 of a batch (distinct inputs, so distinct keys), `concurrency` at a time. */
+export const runs = (
+  batch: string,
+  range: { readonly from?: number; readonly to: number },
+  concurrency: number,
+  p: typeof pipeline = pipeline
+) =>
+  Effect.forEach(
+    Array.from({ length: range.to - (range.from ?? 0) }, (_, i) => (range.from ?? 0) + i),
+    (run) => Engine.run(p, { run, batch }),
+    { concurrency, discard: true }
+  )
+
+export interface Options {
+  readonly runs: number
+  readonly concurrency: number
+  readonly synchronous: Synchronous
+  readonly breaker?: false
+}
+
+/** Time the runs on a fresh store; opening it and its migrations are not timed. */
+export const measure = (options: Options): Promise<Sample> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const stop = startTimer()
+      yield* runs(
+        "measured",
+        { to: options.runs },
+        options.concurrency,
+        options.breaker === false ? pipelineWithoutBreaker : pipeline
+      )
+      return stop(options.runs * workload.steps)
+    }).pipe(Effect.provide(layer(freshFile("ledgerflow"), options.synchronous)))
+  )
+
+/**
+ * The store alone: `EventStore.append` of one pre-encoded step event per call, sequentially, through the
+ * store's writer (runs claimed before the clock starts). What the engine adds is the rest.
+ */
+export const measureStoreAppend = (options: { readonly runs: number; readonly synchronous: Synchronous }) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
+      const now = Date.now()
+      for (let run = 0; run < options.runs; run++) {
+        yield* store.claim({
+          runId: `run-${run}`,
+          pipeline: "bench",
+          version: "1",
+          key: `key-${run}`,
+          owner: "bench",
+          now,
+          leaseExpiresAt: now + 600_000,
+          events: []
+        })
+      }
+      const events = Array.from({ length: options.runs }, (_, run) =>
+        Array.from({ length: workload.steps }, (_, step) =>
+          Event.encode(
+            new Event.StepCompleted({
+              at: now,
+              stepId: `step-${step}#0`,
+              name: `step-${step}`,
+              inputHash: "0123456789abcdef0123456789abcdef",
+              attempt: 1,
+              startedAt: now,
+              output: stepOutput(run, step)
+            })
+          )))
+      const stop = startTimer()
+      for (let run = 0; run < options.runs; run++) {
+        for (const event of events[run]!) yield* store.append({ runId: `run-${run}`, token: 1, events: [event], now })
+      }
+      return stop(options.runs * workload.steps)
+    }).pipe(Effect.provide(SqliteStore.layer({ filename: freshFile("store-append"), synchronous: options.synchronous })))
+  )
+
+/** JIT and file-system warm-up on a throwaway store. */
+export const warmUp = (): Promise<void> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      yield* runs("warm-seq", { to: 40 }, 1)
+      yield* runs("warm-conc", { to: 64 }, workload.concurrency)
+      yield* runs("warm-no-breaker", { to: 20 }, 1, pipelineWithoutBreaker)
+    }).pipe(Effect.provide(layer(freshFile("ledgerflow-warmup"), "normal")))
+  )
