@@ -3,6 +3,7 @@
  * and a format version, timestamps in epoch milliseconds. Run status is a projection of them.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Failure from "./Failure.js"
@@ -200,48 +201,72 @@ export class UnknownEvent extends Schema.TaggedError<UnknownEvent>()("UnknownEve
   message: Schema.String
 }) {}
 
-const encodeEvent = Schema.encodeSync(Event)
-const decodeEvent = Schema.decodeUnknownEither(Event)
+/**
+ * One encoder and decoder per event type, picked by the stored type: decoding against the whole union
+ * would try its members one by one, and replay decodes every event of a log.
+ */
+interface Codec {
+  readonly encode: (event: Event) => unknown
+  readonly decode: (json: unknown) => Either.Either<Event, ParseResult.ParseError>
+}
+
+// Each member is a different class; the union's members are only nameable together as "any schema". The
+// codec is looked up by the event's own `_tag`, so each encoder only ever sees its own class.
+const codecOf = (schema: Schema.Schema.AnyNoContext): Codec => ({
+  encode: Schema.encodeSync(schema),
+  decode: Schema.decodeUnknownEither(schema)
+})
+
+const codecs: ReadonlyMap<string, Codec> = new Map(Event.members.map((m) => [m.identifier, codecOf(m)]))
 
 /** Encode an event for the store. Events are built by the engine, so a failure here is a bug. */
 export const encode = (event: Event): NewEvent => ({
   type: event._tag,
   v: FORMAT_VERSION,
   at: event.at,
-  data: JSON.stringify(encodeEvent(event))
+  data: JSON.stringify(codecs.get(event._tag)!.encode(event))
 })
 
 /** Decode a stored event; an unknown type or a newer version is an `UnknownEvent` naming it. */
-export const decode = (stored: StoredEvent): Effect.Effect<Event, UnknownEvent> => {
+export const decodeEither = (stored: StoredEvent): Either.Either<Event, UnknownEvent> => {
   const unknown = (message: string) =>
-    new UnknownEvent({ runId: stored.runId, seq: stored.seq, type: stored.type, v: stored.v, message })
-  if (!knownTypes.has(stored.type)) {
-    return Effect.fail(unknown(
+    Either.left(new UnknownEvent({ runId: stored.runId, seq: stored.seq, type: stored.type, v: stored.v, message }))
+  const codec = codecs.get(stored.type)
+  if (codec === undefined) {
+    return unknown(
       `event #${stored.seq} of run ${stored.runId} has type "${stored.type}", which this version of ledgerflow does not know; upgrade ledgerflow to read this log`
-    ))
+    )
   }
   if (stored.v > FORMAT_VERSION || stored.v < 1) {
-    return Effect.fail(unknown(
+    return unknown(
       `event #${stored.seq} (${stored.type}) of run ${stored.runId} has format version ${stored.v}; this ledgerflow reads versions 1..${FORMAT_VERSION}; upgrade ledgerflow to read this log`
-    ))
+    )
   }
   let json: unknown
   try {
     json = JSON.parse(stored.data)
   } catch {
-    return Effect.fail(unknown(`event #${stored.seq} (${stored.type}) of run ${stored.runId} is not valid JSON`))
+    return unknown(`event #${stored.seq} (${stored.type}) of run ${stored.runId} is not valid JSON`)
   }
-  const decoded = decodeEvent(json)
-  if (decoded._tag === "Left") {
-    return Effect.fail(unknown(
-      `event #${stored.seq} (${stored.type}) of run ${stored.runId} does not match its schema: ${
-        ParseResult.TreeFormatter.formatErrorSync(decoded.left)
-      }`
-    ))
-  }
-  return Effect.succeed(decoded.right)
+  const decoded = codec.decode(json)
+  return Either.isRight(decoded) ? Either.right(decoded.right) : unknown(
+    `event #${stored.seq} (${stored.type}) of run ${stored.runId} does not match its schema: ${
+      ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+    }`
+  )
 }
 
-/** Decode a run's stored events in order. */
+/** Decode a stored event; an unknown type or a newer version is an `UnknownEvent` naming it. */
+export const decode = (stored: StoredEvent): Effect.Effect<Event, UnknownEvent> => decodeEither(stored)
+
+/** Decode a run's stored events in order (one plain loop: replay decodes every event of a log). */
 export const decodeAll = (stored: ReadonlyArray<StoredEvent>): Effect.Effect<Array<Event>, UnknownEvent> =>
-  Effect.forEach(stored, decode)
+  Effect.suspend(() => {
+    const events: Array<Event> = []
+    for (const s of stored) {
+      const decoded = decodeEither(s)
+      if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+      events.push(decoded.right)
+    }
+    return Effect.succeed(events)
+  })

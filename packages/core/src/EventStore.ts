@@ -39,6 +39,7 @@ export interface RunRecord {
   readonly key: string
   readonly status: RunStatus
   readonly createdAt: number
+  /** When the run's status (or failure) last changed: not moved by every step's append. */
   readonly updatedAt: number
   /** The seq of the last event appended. */
   readonly lastSeq: number
@@ -106,6 +107,12 @@ export interface AppendRequest {
   readonly events: ReadonlyArray<NewEvent>
   readonly patch?: RunPatch
   readonly now: number
+  /**
+   * `false` for a record the engine can rebuild from the rest of the log (a run's completion, re-derived by
+   * serving every step): a store may commit it without its own fsync, making it durable with the next
+   * durable write. Default true. Claims and lease renewals are always of this kind.
+   */
+  readonly durable?: boolean
 }
 
 export interface RunFilter {
@@ -113,7 +120,7 @@ export interface RunFilter {
   readonly pipeline?: string | undefined
   readonly version?: string | undefined
   readonly key?: string | undefined
-  /** Runs updated at or after this epoch millisecond. */
+  /** Runs whose status changed at or after this epoch millisecond. */
   readonly since?: number | undefined
   readonly limit?: number | undefined
 }

@@ -104,7 +104,9 @@ const make = (
       try: () => {
         db.pragma("journal_mode = WAL")
         db.pragma(`synchronous = ${synchronous}`)
-        db.pragma("foreign_keys = ON")
+        // No foreign-key checks on the hot connection: its writes insert events only under the UPDATE that
+        // proved the run exists (and holds its token), so the check would be a second lookup per event.
+        db.pragma("foreign_keys = OFF")
       },
       catch: fail("open")
     })
@@ -140,9 +142,9 @@ const make = (
       })
     }
 
-    const writer = Writer.make(db)
+    const writer = Writer.make(db, { fullSync: synchronous === "FULL" })
     // Finalizers run in reverse: queued writes are committed before the connection closes.
     yield* Effect.addFinalizer(() => Effect.sync(writer.flush))
-    const store = internalStore.make({ db, sql, writer, filename, busyTimeoutMs })
+    const store = internalStore.make({ db, writer, filename, busyTimeoutMs })
     return Context.make(EventStore.EventStore, store).pipe(Context.add(SqlClient.SqlClient, sql))
   })

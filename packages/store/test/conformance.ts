@@ -142,8 +142,10 @@ export const conformance = (
         expect(yield* store.append({ runId: "run-1", token: 1, events, now: 2_002 })).toBe(5)
         expect(yield* store.append({ runId: "run-1", token: 1, events: [stepCompleted(3_000, "d")], now: 3_000 }))
           .toBe(6)
-        // An empty append changes nothing but the update time.
-        expect(yield* store.append({ runId: "run-1", token: 1, events: [], now: 3_500 })).toBe(6)
+        // An empty append changes nothing; a patch moves the update time (a status change).
+        expect(yield* store.append({ runId: "run-1", token: 1, events: [], now: 3_400 })).toBe(6)
+        expect(yield* store.append({ runId: "run-1", token: 1, events: [], now: 3_500, patch: { status: "running" } }))
+          .toBe(6)
         const log = yield* store.readEvents("run-1")
         expect(log.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6])
         expect(log.slice(2)).toEqual(

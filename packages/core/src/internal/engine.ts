@@ -262,7 +262,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         const encoded = pipeline.codec.encodeOutput(exit.value)
         if (Either.isRight(encoded)) {
           const at = yield* Clock.currentTimeMillis
-          yield* runner.append([new Event.RunCompleted({ at, output: encoded.right })], { status: "completed" })
+          // Not synced on its own: if it is lost, the next start serves every step from the log and ends the
+          // run the same way. The steps it rests on were synced.
+          yield* runner.append([new Event.RunCompleted({ at, output: encoded.right }, true)], { status: "completed" }, false)
           yield* Scope.close(runner.config.scope, Exit.void)
           yield* stopped(runner)
           return exit.value
@@ -313,7 +315,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const fingerprint = `${stepId?.replace(/#\d+$|\[.*\]$/, "") ?? ""}|${Failure.fingerprint(failure)}`
       const undo = runner.pivot === undefined && runner.attention === undefined && runner.compensable.length > 0
       yield* runner.append([
-        new Event.RunFailed({ at, failure, fingerprint, ...(stepId !== undefined ? { stepId } : {}) })
+        new Event.RunFailed({ at, failure, fingerprint, ...(stepId !== undefined ? { stepId } : {}) }, true)
       ], {
         status: undo ? "compensating" : "failed",
         failure: {
@@ -334,10 +336,10 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const at = yield* Clock.currentTimeMillis
       if (runner.attention !== undefined) {
         yield* runner.append([
-          new Event.RunNeedsAttention({ at, reason: runner.attention.reason, pending: runner.attention.pending })
+          new Event.RunNeedsAttention({ at, reason: runner.attention.reason, pending: runner.attention.pending }, true)
         ], { status: "needs_attention" })
       } else if (undo) {
-        yield* runner.append([new Event.RunRolledBack({ at })], { status: "rolled_back" })
+        yield* runner.append([new Event.RunRolledBack({ at }, true)], { status: "rolled_back" })
       } else if (runner.pivot !== undefined && failure !== undefined && Failure.isDeterministic(failure)) {
         yield* runner.append([
           new Event.RunNeedsAttention({
@@ -345,7 +347,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
             reason:
               `the run is past its pivot (irreversible step ${runner.pivot} completed), so it cannot be rolled back, and it failed deterministically: fix the cause and resume it`,
             pending: []
-          })
+          }, true)
         ], { status: "needs_attention" })
       }
     })
@@ -387,8 +389,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         leaseExpiresAt: expiresAt,
         requireExpired,
         events: (token) => [
-          Event.encode(new Event.RunResumed({ at: now, reason })),
-          Event.encode(new Event.LeaseTaken({ at: now, owner, token, expiresAt }))
+          Event.encode(new Event.RunResumed({ at: now, reason }, true)),
+          Event.encode(new Event.LeaseTaken({ at: now, owner, token, expiresAt }, true))
         ],
         patch
       }).pipe(Effect.catchTag("LeaseLost", () =>
@@ -456,9 +458,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
                 inputHash,
                 ...(runOptions.parentRunId !== undefined ? { parentRunId: runOptions.parentRunId } : {}),
                 ...(runOptions.correlationId !== undefined ? { correlationId: runOptions.correlationId } : {})
-              })
+              }, true)
             ),
-            Event.encode(new Event.LeaseTaken({ at: now, owner, token: 1, expiresAt }))
+            Event.encode(new Event.LeaseTaken({ at: now, owner, token: 1, expiresAt }, true))
           ]
         })
         if (claim._tag === "Created") {

@@ -34,7 +34,8 @@ export const makeMemory = (): EventStoreService => {
       log.push({ runId: run.runId, seq, type: e.type, v: e.v, at: e.at, data: e.data })
     }
     events.set(run.runId, log)
-    const next: RunRecord = { ...run, ...applyPatch(patch), lastSeq: seq, updatedAt: now }
+    // `updatedAt` tracks the run's status changes, not every step (which would touch its index each time).
+    const next: RunRecord = { ...run, ...applyPatch(patch), lastSeq: seq, updatedAt: patch === undefined ? run.updatedAt : now }
     runs.set(run.runId, next)
     return next
   }
@@ -95,7 +96,8 @@ export const makeMemory = (): EventStoreService => {
           ...run,
           owner: request.owner,
           leaseToken: token,
-          leaseExpiresAt: request.leaseExpiresAt
+          leaseExpiresAt: request.leaseExpiresAt,
+          updatedAt: request.now
         }
         return Effect.succeed(write(leased, request.events(token), request.patch, request.now))
       }),

@@ -280,7 +280,7 @@ export class StepRunner {
     return Effect.gen(this, function*() {
       let attempt = 0
       let startedAt: number | undefined
-      yield* this.append([new Event.CompensationStarted({ at: yield* Clock.currentTimeMillis, stepId, attempt: 1 })])
+      yield* this.append([new Event.CompensationStarted({ at: yield* Clock.currentTimeMillis, stepId, attempt: 1 }, true)])
       while (true) {
         attempt += 1
         const now = yield* Clock.currentTimeMillis
@@ -293,7 +293,7 @@ export class StepRunner {
         }))
         const at = yield* Clock.currentTimeMillis
         if (Exit.isSuccess(exit)) {
-          yield* this.append([new Event.CompensationCompleted({ at, stepId, attempt })])
+          yield* this.append([new Event.CompensationCompleted({ at, stepId, attempt }, true)])
           this.compensated.add(stepId)
           return
         }
@@ -312,7 +312,7 @@ export class StepRunner {
             attempt,
             failure,
             ...(decision._tag === "Retry" ? { retryDelayMs: Duration.toMillis(decision.delay) } : {})
-          })
+          }, true)
         ])
         if (decision._tag === "GiveUp") {
           // Stop undoing: what is left, this step first, waits for `Engine.rollback` after a fix.
@@ -414,7 +414,7 @@ export class StepRunner {
         if (step.irreversible) {
           // Durable before the body runs: a crash from here on leaves the step in doubt, never blindly re-sent.
           yield* this.append([
-            new Event.StepStarted({ at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey })
+            new Event.StepStarted({ at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey }, true)
           ])
         }
         const usage: Array<Usage> = []
@@ -446,7 +446,7 @@ export class StepRunner {
                 startedAt,
                 output: encoded.right,
                 ...(usage.length > 0 ? { usage } : {})
-              }),
+              }, true),
               ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
             ])
             this.budget?.addSpent(usage)
@@ -503,7 +503,7 @@ export class StepRunner {
               ? { retryDelayMs: Duration.toMillis(decision.delay) }
               : { giveUp: decision.reason }),
             ...(usage.length > 0 ? { usage } : {})
-          }),
+          }, true),
           ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
         ])
         this.budget?.addSpent(usage)
@@ -558,7 +558,7 @@ export class StepRunner {
       }
       const at = yield* Clock.currentTimeMillis
       yield* this.append([
-        new Event.StepCompleted({ at, stepId, name: step.name, inputHash, attempt, startedAt, output: encoded.right })
+        new Event.StepCompleted({ at, stepId, name: step.name, inputHash, attempt, startedAt, output: encoded.right }, true)
       ])
       this.claimed.add(stepId)
       return Option.some(yield* this.completed(step, stepId, input, found.value.value))
@@ -569,13 +569,13 @@ export class StepRunner {
    * Append events (with any pending served-step marks) under the run's fencing token. If the store
    * refuses (another worker took the run, or the disk failed), the execution stops: nothing after it runs.
    */
-  append(events: ReadonlyArray<Event.Event>, patch?: RunPatch): Effect.Effect<void> {
+  append(events: ReadonlyArray<Event.Event>, patch?: RunPatch, durable = true): Effect.Effect<void> {
     return Effect.suspend(() => {
       // A rollback keeps appending (its compensations) after the replay that rebuilt its scope stopped.
       if (this.abort !== undefined && this.abort._tag !== "ReplayStopped") return Effect.interrupt
       const first = events[0]
       const withServed = this.servedPending.length > 0 && first !== undefined
-        ? [new Event.StepsServed({ at: first.at, stepIds: this.servedPending }), ...events]
+        ? [new Event.StepsServed({ at: first.at, stepIds: this.servedPending }, true), ...events]
         : events
       this.servedPending = []
       return this.config.store.append({
@@ -583,6 +583,7 @@ export class StepRunner {
         token: this.config.token,
         events: withServed.map(Event.encode),
         now: first?.at ?? 0,
+        durable,
         ...(patch !== undefined ? { patch } : {})
       }).pipe(
         Effect.asVoid,
@@ -614,7 +615,7 @@ const findingEvents = (
       message: f.message,
       ...(f.limit !== undefined ? { limit: f.limit } : {}),
       ...(f.actual !== undefined ? { actual: f.actual } : {})
-    })
+    }, true)
   )
 
 /** Classify what a step attempt failed with: its typed error (by the step's own rule) or a defect. */

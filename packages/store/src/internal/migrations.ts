@@ -58,9 +58,11 @@ export const migrations: Readonly<Record<string, Migration>> = {
       UNIQUE (pipeline, key)
     )`,
     // Listing is newest-created first, optionally by status or pipeline, or since an update time.
+    // Listings are ordered by (created_at, run_id): each index ends with both, so a LIMIT stops early
+    // instead of sorting every matching row (the engine lists a pipeline's latest runs at every start).
     `CREATE INDEX runs_by_created ON runs (created_at, run_id)`,
-    `CREATE INDEX runs_by_status ON runs (status, created_at)`,
-    `CREATE INDEX runs_by_pipeline ON runs (pipeline, created_at)`,
+    `CREATE INDEX runs_by_status ON runs (status, created_at, run_id)`,
+    `CREATE INDEX runs_by_pipeline ON runs (pipeline, created_at, run_id)`,
     `CREATE INDEX runs_by_updated ON runs (updated_at)`,
     `CREATE TABLE events (
       run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,

@@ -1,10 +1,8 @@
 /**
- * The `EventStoreService` over SQLite. Writes (claim, acquire, append, renew) and the engine's reads go
- * through prepared statements on the store's own better-sqlite3 connection; listing goes through the
- * `@effect/sql` client. Semantics follow the in-memory reference store of `@ledgerflow/core`.
+ * The `EventStoreService` over SQLite. Writes (claim, acquire, append, renew) go through the batching
+ * writer and reads through prepared statements, all on the store's own better-sqlite3 connection (the
+ * engine reads on every run start). Semantics follow the in-memory reference store of `@ledgerflow/core`.
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import { type Event, type EventStore, StoreError } from "@ledgerflow/core"
 import type Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
@@ -17,7 +15,6 @@ import type { Writer } from "./writer.js"
 
 export interface StoreContext {
   readonly db: Database.Database
-  readonly sql: SqlClient.SqlClient
   readonly writer: Writer
   readonly filename: string
   readonly busyTimeoutMs: number
@@ -48,7 +45,7 @@ const patchSql = `status = coalesce(@status, status),
   failure_fingerprint = CASE WHEN @setFailure THEN @failureFingerprint ELSE failure_fingerprint END,
   failure_reason = CASE WHEN @setFailure THEN @failureReason ELSE failure_reason END`
 
-export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext): EventStore.EventStoreService => {
+export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): EventStore.EventStoreService => {
   const insertEvent = db.prepare<[string, number, string, number, number, string]>(
     "INSERT INTO events (run_id, seq, type, v, at, data) VALUES (?, ?, ?, ?, ?, ?)"
   )
@@ -77,7 +74,7 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
   const appendToRun = db.prepare<
     { runId: string; token: number; expectedSeq: number | null; count: number; now: number },
     { last_seq: number }
-  >(`UPDATE runs SET last_seq = last_seq + @count, updated_at = @now ${appendWhere}`)
+  >(`UPDATE runs SET last_seq = last_seq + @count ${appendWhere}`)
   const appendAndPatchRun = db.prepare<
     PatchParams & { runId: string; token: number; expectedSeq: number | null; count: number; now: number },
     { last_seq: number }
@@ -135,11 +132,20 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
   const read = <A>(operation: string, f: () => A): Effect.Effect<A, StoreError.StoreError> =>
     Effect.try({ try: f, catch: fail(operation) })
 
-  const list = (
-    operation: string,
-    query: Effect.Effect<ReadonlyArray<unknown>, SqlError>
-  ): Effect.Effect<ReadonlyArray<EventStore.RunRecord>, StoreError.StoreError> =>
-    Effect.flatMap(Effect.mapError(query, fail(operation)), (rows) => read(operation, () => rows.map(decodeRun)))
+  /** Listing statements, prepared once per filter shape: the engine lists runs on every new run (the breaker). */
+  const listStatements = new Map<string, Database.Statement<Array<unknown>, unknown>>()
+  const list = (operation: string, where: ReadonlyArray<[string, unknown]>, tail: string, params: ReadonlyArray<unknown>) =>
+    read(operation, () => {
+      const text = `SELECT ${runColumns} FROM runs${
+        where.length === 0 ? "" : ` WHERE ${where.map(([clause]) => clause).join(" AND ")}`
+      } ${tail}`
+      let statement = listStatements.get(text)
+      if (statement === undefined) {
+        statement = db.prepare<Array<unknown>, unknown>(text)
+        listStatements.set(text, statement)
+      }
+      return statement.all(...where.map(([, value]) => value), ...params).map(decodeRun)
+    })
 
   return {
     claim: (request) =>
@@ -184,7 +190,9 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
             }
           })
         },
-        fail(`claim of ${request.pipeline} key ${request.key}`)
+        fail(`claim of ${request.pipeline} key ${request.key}`),
+        // A claim can be rebuilt (claimed again): it becomes durable with the run's first synced append.
+        false
       ),
 
     acquire: (request) =>
@@ -262,7 +270,8 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
           insertEvents(request.runId, row.last_seq - request.events.length + 1, request.events)
           return Exit.succeed(row.last_seq)
         },
-        fail(`append to run ${request.runId}`)
+        fail(`append to run ${request.runId}`),
+        request.durable ?? true
       ),
 
     renew: (request) =>
@@ -277,7 +286,9 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
                 message: `lease of run ${request.runId} was taken over (token ${request.token} is stale)`
               })
             ),
-        fail(`renewal of the lease of run ${request.runId}`)
+        fail(`renewal of the lease of run ${request.runId}`),
+        // A lease renewal lost with the machine is moot: the lease is short either way.
+        false
       ),
 
     getRun: (runId) => read(`read of run ${runId}`, () => Option.fromNullable(currentRun(runId))),
@@ -308,26 +319,26 @@ export const make = ({ busyTimeoutMs, db, filename, sql, writer }: StoreContext)
     readEvents: (runId, fromSeq = 1) => read(`read of the events of run ${runId}`, () => selectEvents.all(runId, fromSeq)),
 
     findByPrefix: (prefix, limit) =>
+      // GLOB is case-sensitive, like `startsWith`, and uses the primary key for the literal prefix.
       list(
         `lookup of runs whose id starts with ${prefix}`,
-        // GLOB is case-sensitive, like `startsWith`, and uses the primary key for the literal prefix.
-        sql`SELECT ${sql.literal(runColumns)} FROM runs WHERE run_id GLOB ${globPrefix(prefix)}
-            ORDER BY created_at, run_id LIMIT ${limit}`
+        [["run_id GLOB ?", globPrefix(prefix)]],
+        "ORDER BY created_at DESC, run_id DESC LIMIT ?",
+        [limit]
       ),
 
     listRuns: (filter) => {
-      const conditions = [
-        ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
-        ...(filter.pipeline === undefined ? [] : [sql`pipeline = ${filter.pipeline}`]),
-        ...(filter.version === undefined ? [] : [sql`version = ${filter.version}`]),
-        ...(filter.key === undefined ? [] : [sql`key = ${filter.key}`]),
-        ...(filter.since === undefined ? [] : [sql`updated_at >= ${filter.since}`])
-      ]
+      const where: Array<[string, unknown]> = []
+      if (filter.status !== undefined) where.push(["status = ?", filter.status])
+      if (filter.pipeline !== undefined) where.push(["pipeline = ?", filter.pipeline])
+      if (filter.version !== undefined) where.push(["version = ?", filter.version])
+      if (filter.key !== undefined) where.push(["key = ?", filter.key])
+      if (filter.since !== undefined) where.push(["updated_at >= ?", filter.since])
       return list(
         "listing of runs",
-        sql`SELECT ${sql.literal(runColumns)} FROM runs WHERE ${sql.and(conditions)}
-            ORDER BY created_at DESC, run_id DESC
-            ${filter.limit === undefined ? sql.literal("") : sql`LIMIT ${filter.limit}`}`
+        where,
+        `ORDER BY created_at DESC, run_id DESC${filter.limit === undefined ? "" : " LIMIT ?"}`,
+        filter.limit === undefined ? [] : [filter.limit]
       )
     }
   }

@@ -12,6 +12,8 @@ import type { StoreError } from "@ledgerflow/core"
 /** A queued write: `execute` runs inside the batch's transaction, then `complete` or `abort` resumes its caller. */
 interface Pending {
   cancelled: boolean
+  /** False for a write the engine can rebuild (a claim, a run's completion): no fsync of its own. */
+  readonly durable: boolean
   readonly execute: () => void
   readonly complete: () => void
   readonly abort: (cause: unknown) => void
@@ -25,13 +27,20 @@ export interface Writer {
    */
   readonly submit: <A, E>(
     write: () => Exit.Exit<A, E>,
-    onError: (cause: unknown) => StoreError.StoreError
+    onError: (cause: unknown) => StoreError.StoreError,
+    durable?: boolean
   ) => Effect.Effect<A, E | StoreError.StoreError>
   /** Commit whatever is queued, now (when the store closes). */
   readonly flush: () => void
 }
 
-export const make = (db: Database.Database): Writer => {
+/**
+ * `fullSync`: the store syncs every commit (`synchronous=FULL`). A batch of non-durable writes only is then
+ * committed with `synchronous=NORMAL`: written to the WAL, visible to every process, and made durable by the
+ * next synced commit (an fsync of the WAL covers the frames before it). Safe because such writes can be
+ * rebuilt: a lost claim is claimed again; a lost completion is re-derived by serving every step from the log.
+ */
+export const make = (db: Database.Database, options: { readonly fullSync: boolean }): Writer => {
   let queue: Array<Pending> = []
   let scheduled = false
 
@@ -54,24 +63,30 @@ export const make = (db: Database.Database): Writer => {
     const batch = queue.filter((pending) => !pending.cancelled)
     queue = []
     if (batch.length === 0) return
+    const relaxed = options.fullSync && batch.every((pending) => !pending.durable)
     try {
+      if (relaxed) db.pragma("synchronous = NORMAL")
       if (batch.length === 1) one.immediate(batch[0]!)
       else many.immediate(batch)
     } catch (cause) {
       for (const pending of batch) pending.abort(cause)
       return
+    } finally {
+      if (relaxed) db.pragma("synchronous = FULL")
     }
     for (const pending of batch) pending.complete()
   }
 
   const submit = <A, E>(
     write: () => Exit.Exit<A, E>,
-    onError: (cause: unknown) => StoreError.StoreError
+    onError: (cause: unknown) => StoreError.StoreError,
+    durable = true
   ): Effect.Effect<A, E | StoreError.StoreError> =>
     Effect.async<A, E | StoreError.StoreError>((resume) => {
       let outcome: Exit.Exit<A, E | StoreError.StoreError> | undefined
       const pending: Pending = {
         cancelled: false,
+        durable,
         execute: () => {
           try {
             outcome = write()
