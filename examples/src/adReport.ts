@@ -17,7 +17,7 @@ const fetchData = Step.make({
   output: Schema.Struct({ rows: Schema.Array(Schema.String) }),
   run: ({ account, month }) =>
     Effect.succeed({
-      rows: Array.from({ length: 400 }, (_, i) =>
+      rows: Array.from({ length: 500 }, (_, i) =>
         `${account},${month},campaign-${i % 12},impressions=${1000 + i * 37},clicks=${20 + (i % 17)},spend=${(12.5 + i).toFixed(2)}`)
     })
 })

@@ -70,7 +70,7 @@ const demo = Effect.gen(function*() {
   migrateBatchTable(app)
   yield* say("ALTER TABLE batch_results ADD COLUMN score INTEGER")
   const beforeResume = yield* calls
-  yield* ledgerflow("resume", runId.slice(0, 12), "--config", "ledgerflow.config.ts")
+  yield* ledgerflow("resume", runId.slice(0, 16), "--config", "ledgerflow.config.ts")
   yield* say(`Claude calls billed by the resume: ${(yield* calls) - beforeResume} (the 5 answers were served from the log)`)
 
   yield* heading("4. The ad report: a webhook 503 after the paid summary")
@@ -91,7 +91,7 @@ const demo = Effect.gen(function*() {
 
   yield* heading("Explore")
   yield* say(`The store is examples/${db}. From examples/, try:`)
-  for (const cmd of ["runs", `show ${runId.slice(0, 12)}`, `replay ${runId.slice(0, 12)}`, "cost --by model", "export | head -3"]) {
+  for (const cmd of ["runs", `show ${runId.slice(0, 16)}`, `replay ${runId.slice(0, 16)}`, "cost --by model", "export | head -3"]) {
     yield* say(`  npx ledgerflow ${cmd}`)
   }
   app.close()

@@ -5,6 +5,7 @@
  */
 import { Anthropic, Pipeline, Step } from "@ledgerflow/core"
 import type AnthropicSdk from "@anthropic-ai/sdk"
+import type Database from "better-sqlite3"
 import { Effect, Schema } from "effect"
 import { AppDb } from "./app.js"
 
@@ -54,14 +55,14 @@ export const retryStorm = Pipeline.make({
 })
 
 /** The application's table, as it is before the migration that adds `score`. */
-export const createBatchTable = (db: import("better-sqlite3").Database) =>
+export const createBatchTable = (db: Database.Database) =>
   db.exec("CREATE TABLE IF NOT EXISTS batch_results (batch TEXT, question INTEGER, answer TEXT)")
 
-export const migrateBatchTable = (db: import("better-sqlite3").Database) =>
+export const migrateBatchTable = (db: Database.Database) =>
   db.exec("ALTER TABLE batch_results ADD COLUMN score INTEGER")
 
 /** The same job without ledgerflow: every delivery asks all five questions again, then fails the write. */
-export const naiveBatch = async (client: AnthropicSdk, db: import("better-sqlite3").Database, batch: string) => {
+export const naiveBatch = async (client: AnthropicSdk, db: Database.Database, batch: string) => {
   const answers: Array<string> = []
   for (const question of questions) {
     const message = await client.messages.create({

@@ -1,0 +1,92 @@
+/**
+ * `ledgerflow replay <run>`: re-execute the run's pipeline code against its log with no side effects (no
+ * step body runs) and report each step as served, diverged or not in the journal. Exit 1 on divergence.
+ */
+import { Command } from "@effect/cli"
+import { Engine } from "@ledgerflow/core"
+import * as Effect from "effect/Effect"
+import * as Config from "../internal/config.js"
+import { CliError, Failed } from "../internal/exit.js"
+import * as format from "../internal/format.js"
+import { Globals, options as globalOptions } from "../internal/globals.js"
+import { describe } from "../internal/help.js"
+import * as Output from "../internal/output.js"
+import { type Cell, table, wrap } from "../internal/render.js"
+import * as Run from "../internal/run.js"
+import * as Store from "../internal/store.js"
+
+const verdicts = {
+  identical: "identical: every step the code asked for was served from the log",
+  incomplete:
+    "incomplete: the code reached a step the run never completed (it stopped there); `ledgerflow resume` continues from it",
+  diverged:
+    "diverged: the pipeline's code and the log disagree; fix the code, or `ledgerflow resume --reexecute-diverged` runs the changed steps again"
+} as const
+
+export const command = Command.make("replay", {
+  ...globalOptions,
+  run: Run.argument
+}, (args) =>
+  Store.provide(Effect.gen(function*() {
+    const globals = yield* Globals
+    const engine = yield* Engine.Engine
+    const config = yield* Config.load(globals, "replay")
+    const run = yield* engine.getRun(args.run)
+    const pipeline = yield* Config.pipelineOf(config, run)
+    if (pipeline.version !== run.version && !globals.json) {
+      yield* Output.note(
+        globals.errStyle.yellow(
+          `note: run ${run.runId} was made by ${Run.label(run)}; the config has version ${pipeline.version}`
+        )
+      )
+    }
+    const report = yield* Output.withProgress(
+      `replaying ${run.runId}`,
+      () =>
+        Config.provide(config, engine.replay(pipeline, run.runId), {
+          withoutLayer: (why) =>
+            Output.note(globals.errStyle.yellow(`note: ${why}; replaying without it, as no step body runs in a replay`))
+        })
+    )
+    // Steps the table shows (diverged, or undone and not in the journal) need no second mention.
+    const unclaimed = report.unclaimed.filter((id) => !report.steps.some((s) => s.stepId === id))
+    if (globals.json) {
+      yield* Output.json(report)
+    } else {
+      const { style } = globals
+      const outcome = (o: string): Cell => ({
+        text: o,
+        paint: o === "served" ? style.green : o === "diverged" ? style.red : style.yellow
+      })
+      yield* Output.lines([
+        `replay of ${run.runId} (${Run.label(run)}) against its log; no step body ran`,
+        "",
+        ...table(
+          [{ header: "STEP", max: 32 }, { header: "OUTCOME" }, { header: "DETAIL", flex: true, wrap: true }],
+          report.steps.map((entry) => [
+            entry.stepId,
+            outcome(entry.outcome),
+            entry.outcome === "diverged" && entry.expectedInputHash !== undefined
+              ? `input ${format.shortHash(entry.inputHash)} differs from the log's ${format.shortHash(entry.expectedInputHash)}`
+              : entry.message ?? ""
+          ]),
+          globals
+        ),
+        ...(unclaimed.length > 0
+          ? ["", ...wrap(`completed in the log but not asked for by the code: ${unclaimed.join(", ")}`, globals.width)]
+          : []),
+        "",
+        ...wrap(verdicts[report.outcome], globals.width).map((l, i) =>
+          i === 0 ? (report.outcome === "diverged" ? style.red(l) : report.outcome === "identical" ? style.green(l) : style.yellow(l)) : l
+        )
+      ])
+    }
+    if (report.outcome === "diverged") return yield* new CliError({ code: Failed, message: "" })
+  }))).pipe(Command.withDescription(describe(
+    "Re-execute a run's pipeline code against its log, with no side effects: every step is served from the log, none runs. Reports each step as served, diverged (the code now calls it with another input) or not in the journal (the run never completed it). Needs the pipeline's code: see --config.",
+    [
+      { command: "ledgerflow replay run_0m8x2k", does: "check that today's code still agrees with what the run did" },
+      { command: "ledgerflow replay run_0m8x2k --config apps/etl/ledgerflow.config.ts", does: "with the pipelines of another config" }
+    ],
+    ["Exit 0 when the code and the log agree (or the run simply stopped early), 1 when they diverge."]
+  )))

@@ -1,0 +1,272 @@
+/**
+ * The read commands (runs, show, failures, export) against a real SQLite store that the library prepared:
+ * golden tables (ids and times masked, widths kept), JSON checked field by field, colour only when asked.
+ */
+import { beforeAll, describe, expect, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { bin, ledgerflow, mask, ndjson, tempDir, uniquePrefix } from "./fixtures/cli.js"
+import { allIds, names, type Prepared, prepare } from "./fixtures/prepare.js"
+
+let dir: string
+let db: string
+let prepared: Prepared
+let named: Record<string, string>
+
+beforeAll(async () => {
+  dir = tempDir()
+  db = join(dir, "ledger.db")
+  prepared = await prepare({ db, effects: join(dir, "effects.log") })
+  named = names(prepared)
+})
+
+const run = (...args: Array<string>) => ledgerflow(["--db", db, ...args])
+const json = async (...args: Array<string>) => ndjson((await run(...args)).stdout)
+
+const golden = (name: string) => `./golden/${name}.txt`
+
+const fits80 = (text: string) => {
+  for (const line of text.split("\n")) expect(line.length, line).toBeLessThanOrEqual(80)
+}
+
+describe("ledgerflow runs", () => {
+  it("lists every run newest first in a table that fits 80 columns", async () => {
+    const result = await run("runs")
+    expect(result.code).toBe(0)
+    expect(result.stderr).toBe("")
+    fits80(result.stdout)
+    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("runs"))
+  })
+
+  it("--json prints one object a line with every field of the run", async () => {
+    const result = await run("runs", "--json")
+    expect(result.code).toBe(0)
+    const runs = ndjson(result.stdout)
+    expect(runs).toHaveLength(allIds(prepared).length)
+    expect(runs.map((r) => r["runId"])).toEqual([...runs.map((r) => r["runId"])].sort().reverse())
+    const flaky = runs.find((r) => r["runId"] === prepared.flaky)!
+    expect(flaky["pipeline"]).toBe("flaky")
+    expect(flaky["version"]).toBe("1")
+    expect(flaky["key"]).toBe("flaky-1")
+    expect(flaky["status"]).toBe("completed")
+    expect(flaky["lastSeq"]).toBe(6)
+    expect(typeof flaky["createdAt"]).toBe("number")
+    expect(flaky["updatedAt"]).toBeGreaterThanOrEqual(flaky["createdAt"] as number)
+    expect(flaky["failureClass"]).toBeNull()
+    expect(flaky["failureFingerprint"]).toBeNull()
+    expect(flaky["failureReason"]).toBeNull()
+    expect(flaky["parentRunId"]).toBeNull()
+    const storm = runs.find((r) => r["runId"] === prepared.storm[0])!
+    expect(storm["status"]).toBe("failed")
+    expect(storm["failureClass"]).toBe("deterministic")
+    expect(storm["failureFingerprint"]).toMatch(/^write-row\|Deterministic\|/)
+    expect(storm["failureReason"]).toContain(`column "x" does not exist`)
+  })
+
+  it("filters by status, pipeline, key and time, and --limit caps the list with a note", async () => {
+    const ids = async (...args: Array<string>) => (await json("runs", "--json", ...args)).map((r) => r["runId"])
+    const [completed, storm, key, recent, future, limited] = await Promise.all([
+      ids("--status", "completed"),
+      ids("--pipeline", "storm", "--limit", "0"),
+      ids("--key", "batch-3"),
+      ids("--since", "1h"),
+      ids("--since", "2999-01-01"),
+      run("runs", "--limit", "5")
+    ])
+    expect(completed.sort()).toEqual([prepared.flaky, prepared.divergent].sort())
+    expect(storm.sort()).toEqual([...prepared.storm].sort())
+    expect(key).toEqual([prepared.storm[2]])
+    expect(recent).toHaveLength(allIds(prepared).length)
+    expect(future).toEqual([])
+    expect(limited.stdout.trim().split("\n")).toHaveLength(6)
+    expect(limited.stderr).toContain("showing the 5 most recent runs")
+    const none = await run("runs", "--since", "2999-01-01")
+    expect(none.code).toBe(0)
+    expect(none.stdout).toBe("")
+    expect(none.stderr).toBe("no runs match\n")
+  })
+})
+
+describe("ledgerflow show", () => {
+  it("tells a run's timeline: attempts, classifications and reasons, tokens, compensation, outcome", async () => {
+    const result = await run("show", prepared.report)
+    expect(result.code).toBe(0)
+    fits80(result.stdout)
+    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("show-report"))
+  })
+
+  it("shows each transient failure with its retry delay, by a unique prefix of the run id", async () => {
+    const result = await run("show", uniquePrefix(prepared.flaky, allIds(prepared)))
+    expect(result.code).toBe(0)
+    fits80(result.stdout)
+    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("show-flaky"))
+  })
+
+  it("--verbose adds the run's input and each step's input hash and output JSON", async () => {
+    const result = await run("show", prepared.flaky, "--verbose")
+    expect(result.code).toBe(0)
+    fits80(result.stdout)
+    expect(result.stdout).toContain(`input "what is a ledger?"`)
+    expect(result.stdout).toMatch(/input hash [0-9a-f]{32}/)
+    expect(result.stdout).toContain(`output "answer to what is a ledger?"`)
+    expect(result.stdout).toContain("lease taken by")
+  })
+
+  it("--json prints the run, its steps, tokens, and its events", async () => {
+    const result = await run("show", prepared.flaky, "--json")
+    expect(result.code).toBe(0)
+    const shown = JSON.parse(result.stdout)
+    expect(shown.run.runId).toBe(prepared.flaky)
+    expect(shown.run.status).toBe("completed")
+    expect(shown.steps).toHaveLength(1)
+    const [step] = shown.steps
+    expect(step.stepId).toBe("call-model#0")
+    expect(step.name).toBe("call-model")
+    expect(step.attempts).toBe(3)
+    expect(step.failures).toBe(2)
+    expect(step.state).toBe("completed")
+    expect(step.served).toBe(0)
+    expect(step.spent).toEqual({ inputTokens: 1500, outputTokens: 50, cacheWriteTokens: 0, cacheReadTokens: 0 })
+    expect(step.lastFailure).toEqual({ classification: "transient", reason: "HTTP 503 overloaded" })
+    expect(shown.spent.inputTokens).toBe(1500)
+    expect(shown.saved.inputTokens).toBe(0)
+    expect(shown.events.map((e: { type: string }) => e.type)).toEqual([
+      "RunStarted",
+      "LeaseTaken",
+      "StepAttemptFailed",
+      "StepAttemptFailed",
+      "StepCompleted",
+      "RunCompleted"
+    ])
+    const failed = shown.events[2]
+    expect(failed.seq).toBe(3)
+    expect(failed.failure._tag).toBe("Transient")
+    expect(failed.failure.reason).toBe("HTTP 503 overloaded")
+    expect(failed.retryDelayMs).toBe(10)
+    expect(failed.usage[0]).toEqual({ model: "claude-test", inputTokens: 500, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0 })
+  })
+})
+
+describe("ledgerflow failures", () => {
+  it("shows the 21 identical failures as one line ×21", async () => {
+    const result = await run("failures")
+    expect(result.code).toBe(0)
+    fits80(result.stdout)
+    expect(result.stdout.split("\n").filter((l) => l.includes("×21"))).toHaveLength(1)
+    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("failures"))
+  })
+
+  it("--json prints each group with its count, first and last seen, and all its runs", async () => {
+    const result = await run("failures", "--json")
+    expect(result.code).toBe(0)
+    const groups = ndjson(result.stdout)
+    expect(groups.map((g) => g["count"])).toEqual([21, 2, 2])
+    const storm = groups[0]!
+    expect(storm["classification"]).toBe("deterministic")
+    expect(storm["pipelines"]).toEqual(["storm@1"])
+    expect(storm["steps"]).toEqual(["write-row#0"])
+    expect(storm["rule"]).toBe("postgres-code")
+    expect(storm["fingerprint"]).toMatch(/^write-row\|Deterministic\|postgres-code\|/)
+    expect([...(storm["runIds"] as Array<string>)].sort()).toEqual([...prepared.storm].sort())
+    expect(storm["firstSeen"]).toBeLessThanOrEqual(storm["lastSeen"] as number)
+    expect((await json("failures", "--json", "--pipeline", "report")).map((g) => g["runIds"])).toEqual([
+      [prepared.report2, prepared.report]
+    ])
+  })
+})
+
+describe("ledgerflow export", () => {
+  it("writes every event as one flat JSON object a line, runs oldest first, seqs in order", async () => {
+    const result = await run("export")
+    expect(result.code).toBe(0)
+    const events = ndjson(result.stdout)
+    const runs = await json("runs", "--json", "--limit", "0")
+    expect(events).toHaveLength(runs.reduce((n, r) => n + (r["lastSeq"] as number), 0))
+    for (const e of events) {
+      expect(Object.keys(e).slice(0, 5)).toEqual(["runId", "seq", "type", "v", "at"])
+      expect(e["v"]).toBe(1)
+      expect(e).not.toHaveProperty("_tag")
+    }
+    for (const id of new Set(events.map((e) => e["runId"]))) {
+      const seqs = events.filter((e) => e["runId"] === id).map((e) => e["seq"])
+      expect(seqs).toEqual(seqs.map((_, i) => i + 1))
+    }
+    expect(events[0]!["runId"]).toBe(prepared.flaky)
+    expect(events[0]!["type"]).toBe("RunStarted")
+    expect(events[0]!["pipeline"]).toBe("flaky")
+  })
+
+  it("--run takes one run by prefix, --since drops older events", async () => {
+    const one = await json("export", "--run", uniquePrefix(prepared.flaky, allIds(prepared)))
+    expect(one.map((e) => e["type"])).toEqual([
+      "RunStarted",
+      "LeaseTaken",
+      "StepAttemptFailed",
+      "StepAttemptFailed",
+      "StepCompleted",
+      "RunCompleted"
+    ])
+    const none = await run("export", "--since", "2999-01-01T00:00Z")
+    expect(none.code).toBe(0)
+    expect(none.stdout).toBe("")
+    expect(none.stderr).toBe("no events match\n")
+  })
+})
+
+describe("colour", () => {
+  const escapes = /\x1b\[/
+  it("is off when stdout is not a terminal", async () => {
+    expect((await run("runs")).stdout).not.toMatch(escapes)
+    expect((await run("show", prepared.report)).stdout).not.toMatch(escapes)
+  })
+
+  it("is never used with --json or NO_COLOR, even when forced", async () => {
+    const forced = async (args: Array<string>, env: Record<string, string> = {}) =>
+      (await ledgerflow(["--db", db, ...args], { env: { FORCE_COLOR: "1", ...env } })).stdout
+    const [coloured, asJson, showJson, noColor] = await Promise.all([
+      forced(["runs"]),
+      forced(["runs", "--json"]),
+      forced(["show", prepared.report, "--json"]),
+      forced(["runs"], { NO_COLOR: "1" })
+    ])
+    expect(coloured).toMatch(escapes)
+    expect(asJson).not.toMatch(escapes)
+    expect(showJson).not.toMatch(escapes)
+    expect(noColor).not.toMatch(escapes)
+  })
+})
+
+describe("on a terminal", () => {
+  const script = ["/usr/bin/script", "/bin/script"].find((p) => existsSync(p))
+
+  it.skipIf(script === undefined)("colours the table, shows export's progress on stderr, and exits (script(1) gives a pty)", async () => {
+    const onTerminal = (command: string) =>
+      new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+        const child = spawn(script!, ["-qc", command, "/dev/null"], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] })
+        let output = ""
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (output += d))
+        child.on("error", reject)
+        child.on("close", (code) => resolve({ code, output }))
+      })
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} --db ${JSON.stringify(db)}`
+    const [table, exported] = await Promise.all([
+      onTerminal(`${cli} runs --limit 2`),
+      onTerminal(`${cli} export > export.ndjson`)
+    ])
+    expect(table.code).toBe(0)
+    expect(table.output).toMatch(/\x1b\[32mcompleted/)
+    expect(exported.code).toBe(0)
+    // Whatever progress was drawn, the line is erased at the end.
+    expect(exported.output.endsWith("\r\x1b[2K")).toBe(true)
+    expect(ndjson(readFileSync(join(dir, "export.ndjson"), "utf8")).length).toBeGreaterThan(100)
+  })
+})
+
+describe("the store", () => {
+  it("is only read: no command changes a byte of it", async () => {
+    const before = readFileSync(db)
+    await Promise.all([run("runs"), run("failures"), run("export"), run("show", prepared.report)])
+    expect(readFileSync(db).equals(before)).toBe(true)
+  })
+})
