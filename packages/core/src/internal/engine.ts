@@ -141,7 +141,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     new RunNotResumable({
       runId: run.runId,
       status: run.status,
-      message: `run ${run.runId} is ${run.status.replace("_", " ")}; it cannot be started again by key`
+      message: `run ${run.runId} is ${run.status.replace("_", " ")}; it cannot be started again by key: see what happened with \`ledgerflow show ${run.runId}\`, then \`ledgerflow resume\` or \`ledgerflow rollback\` it`
     })
 
   const inProgress = (run: RunRecord) =>
