@@ -32,7 +32,7 @@ const leaf = <Name extends string, R, E, A extends Flags>(command: Command.Comma
 const breaker = Command.make("breaker", {}, (): Help => showHelp(breakerTree))
 const breakerTree = breaker.pipe(
   Command.withDescription(Breaker.description),
-  Command.withSubcommands([leaf(Breaker.reset)])
+  Command.withSubcommands([leaf(Breaker.list), leaf(Breaker.reset)])
 )
 
 export const command = root.pipe(

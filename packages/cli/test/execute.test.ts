@@ -181,7 +181,7 @@ describe("ledgerflow rollback", () => {
   })
 })
 
-describe("ledgerflow breaker reset", () => {
+describe("ledgerflow breaker list and reset", () => {
   const start = (n: number) =>
     Engine.run(guarded, n, { key: `guarded-${n}` }).pipe(
       Effect.flip,
@@ -193,11 +193,19 @@ describe("ledgerflow breaker reset", () => {
 
   it("closes the storm breaker: a new run of the pipeline starts again", async () => {
     expect(await start(3)).toBe("CircuitOpen")
+    const listed = await run(["breaker", "list", "--json"])
+    expect(listed.code).toBe(0)
+    const guardedState = listed.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((b) => b.pipeline === "guarded")
+    expect(guardedState).toMatchObject({ version: "1", threshold: 2, state: "open" })
+    expect(guardedState.runs).toHaveLength(2)
+    const table = await run(["breaker", "list"])
+    expect(table.stdout).toMatch(/guarded@1\s+open\s+2 runs failed the same way/)
     const result = await run(["breaker", "reset", "guarded"])
     expect(result.code).toBe(0)
     expect(result.stdout).toContain("closed the storm breaker of guarded@1")
     // Started, and failed its own way: the breaker no longer refuses it.
     expect(await start(4)).toBe("Deterministic")
+    expect((await run(["breaker", "list"])).stdout).toMatch(/guarded@1\s+closed/)
   })
 
   it("names the pipelines the config has when asked for one it does not", async () => {

@@ -16,6 +16,7 @@ import type { RunNotFound } from "./RunError.js"
 import type { StoreError } from "./StoreError.js"
 
 export type {
+  BreakerState,
   EngineError,
   EngineOptions,
   RecoveredRun,
@@ -66,6 +67,8 @@ export interface EngineService {
   ) => Effect.Effect<ReadonlyArray<internal.RecoveredRun>, StoreError, Pipeline.Requirements<P>>
   /** Close the storm breaker of the pipeline's current version. */
   readonly resetBreaker: (pipeline: Pipeline.Any) => Effect.Effect<void, StoreError>
+  /** The storm breaker of the pipeline's current version: open (and why) or closed. */
+  readonly breakerState: (pipeline: Pipeline.Any) => Effect.Effect<internal.BreakerState, StoreError>
   /** A run by id or unique id prefix. */
   readonly getRun: (runIdOrPrefix: string) => Effect.Effect<RunRecord, RunNotFound | StoreError>
   readonly runs: (filter: RunFilter) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>

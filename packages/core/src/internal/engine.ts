@@ -99,6 +99,15 @@ export interface RollbackReport {
   readonly message: string
 }
 
+/** A pipeline version's storm breaker: `open` says why when it refuses new runs. */
+export interface BreakerState {
+  readonly pipeline: string
+  readonly version: string
+  /** 0 when the pipeline turned its breaker off. */
+  readonly threshold: number
+  readonly open: CircuitOpen | undefined
+}
+
 export interface RecoveredRun {
   readonly runId: string
   readonly pipeline: string
@@ -513,13 +522,15 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     `breaker-reset:${pipeline.name}@${pipeline.version}`
 
   /**
-   * The storm breaker: the latest `threshold` runs of this pipeline version (since the last reset) all
-   * failed deterministically with one fingerprint → refuse a new run before it spends anything.
+   * The storm breaker's state: open when the latest `threshold` runs of this pipeline version (since the
+   * last reset) all failed deterministically with one fingerprint. Read from the runs' projection, so every
+   * process sees the same breaker.
    */
-  const checkBreaker = (pipeline: Pipeline.Any): Effect.Effect<void, CircuitOpen | StoreError> =>
+  const breakerState = (pipeline: Pipeline.Any): Effect.Effect<BreakerState, StoreError> =>
     Effect.gen(function*() {
       const threshold = pipeline.breakerThreshold
-      if (threshold === 0) return
+      const closed: BreakerState = { pipeline: pipeline.name, version: pipeline.version, threshold, open: undefined }
+      if (threshold === 0) return closed
       const reset = yield* store.getSetting(breakerKey(pipeline))
       const since = Option.match(reset, { onNone: () => undefined, onSome: (at) => Number(at) + 1 })
       const latest = yield* store.listRuns({ pipeline: pipeline.name, version: pipeline.version, since, limit: threshold })
@@ -528,10 +539,11 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         r.failureClass === "deterministic" && r.failureFingerprint === fingerprint &&
         r.status !== "running" && r.status !== "completed"
       )
-      if (!tripped) return
+      if (!tripped) return closed
       const runs = latest.map((r) => r.runId)
-      return yield* Effect.fail(
-        new CircuitOpen({
+      return {
+        ...closed,
+        open: new CircuitOpen({
           pipeline: pipeline.name,
           version: pipeline.version,
           fingerprint,
@@ -541,8 +553,12 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
               runs.join(", ")
             }) failed deterministically the same way (${latest[0]?.failureReason ?? fingerprint}); fix the cause, then bump the pipeline version or reset the breaker`
         })
-      )
+      }
     })
+
+  /** Refuse a new run while the breaker is open: before it spends anything. */
+  const checkBreaker = (pipeline: Pipeline.Any): Effect.Effect<void, CircuitOpen | StoreError> =>
+    Effect.flatMap(breakerState(pipeline), (state) => state.open === undefined ? Effect.void : Effect.fail(state.open))
 
   /** Close the breaker of a pipeline version: runs before now no longer count. */
   const resetBreaker = (pipeline: { readonly name: string; readonly version: string }) =>
@@ -727,6 +743,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     rollback,
     recover,
     resetBreaker,
+    breakerState,
     getRun,
     runs: store.listRuns,
     events: (runId: string) => Effect.flatMap(store.readEvents(runId), Event.decodeAll),
