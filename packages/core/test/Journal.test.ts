@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Event, Failure, Journal } from "@ledgerflow/core"
-import { Effect } from "effect"
+import { Arbitrary, Effect, Either, Schema } from "effect"
 import { FastCheck as fc } from "effect"
 
 /** One step's own history: some failed attempts, then maybe a completion. */
@@ -108,6 +108,19 @@ describe("Event", () => {
       const error = yield* Effect.flip(Event.decode({ runId: "run_1", seq: 1, ...encoded, v: 9 }))
       expect(error.message).toContain("format version 9")
     }))
+
+  it.prop(
+    "the fast decoder of StepCompleted agrees with the Schema decoder on any event",
+    { event: Arbitrary.make(Event.StepCompleted) },
+    ({ event }) => {
+      const stored = { runId: "r", seq: 1, ...Event.encode(event) }
+      const viaSchema = Schema.decodeUnknownEither(Event.StepCompleted)(JSON.parse(stored.data))
+      const decoded = Event.decodeEither(stored)
+      expect(Either.isRight(decoded)).toBe(Either.isRight(viaSchema))
+      if (Either.isRight(decoded) && Either.isRight(viaSchema)) expect(decoded.right).toEqual(viaSchema.right)
+    },
+    { fastCheck: { numRuns: 200 } }
+  )
 
   it.effect("events round-trip through their encoding, failures included", () =>
     Effect.gen(function*() {
