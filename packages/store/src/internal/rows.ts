@@ -5,6 +5,7 @@
 import { EventStore } from "@ledgerflow/core"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 
 const optional = Schema.NullOr(Schema.String)
@@ -57,8 +58,23 @@ export class DamagedRow extends Error {
   override readonly name = "DamagedRow"
 }
 
+const statuses: ReadonlySet<unknown> = new Set(EventStore.RunStatus.literals)
+const isText = (u: unknown): u is string => typeof u === "string"
+const isNumber = (u: unknown): u is number => typeof u === "number"
+const isOptionalText = (u: unknown): u is string | null => u === null || typeof u === "string"
+
+/** A row whose every column has its type, checked without the Schema interpreter (runs are listed often). */
+const isRunRow = (row: unknown): row is typeof RunRow.Type =>
+  Predicate.isRecord(row) && isText(row["run_id"]) && isText(row["pipeline"]) && isText(row["version"]) &&
+  isText(row["key"]) && statuses.has(row["status"]) && isNumber(row["created_at"]) && isNumber(row["updated_at"]) &&
+  isNumber(row["last_seq"]) && isText(row["owner"]) && isNumber(row["lease_token"]) &&
+  isNumber(row["lease_expires_at"]) && isOptionalText(row["failure_class"]) &&
+  isOptionalText(row["failure_fingerprint"]) && isOptionalText(row["failure_reason"]) &&
+  isOptionalText(row["parent_run_id"]) && isOptionalText(row["correlation_id"])
+
+/** Decode a `runs` row: a well-formed row directly, anything else through the Schema, which words the error. */
 export const decodeRun = (row: unknown): EventStore.RunRecord =>
-  Either.match(decodeRunRow(row), {
+  isRunRow(row) ? toRunRecord(row) : Either.match(decodeRunRow(row), {
     onLeft: (error) => {
       throw new DamagedRow(`a row of the runs table does not decode: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
     },
