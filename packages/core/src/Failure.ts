@@ -60,28 +60,25 @@ export const classification = (failure: Failure): Classification =>
 const str = (u: unknown): string | undefined =>
   typeof u === "string" ? u : typeof u === "number" ? String(u) : undefined
 
+/** A field of an object, if the value is one. */
+const field = (u: unknown, key: string): unknown => (Predicate.isObject(u) && key in u ? Reflect.get(u, key) : undefined)
+
 /** Summarise any thrown value as an `ErrorInfo`. */
 export const describe = (u: unknown): ErrorInfo => {
   if (u instanceof ErrorInfo) return u
   if (Predicate.isObject(u)) {
-    const rec = u as Record<string, unknown>
-    const name = str(rec["_tag"]) ?? (u instanceof Error ? u.name : undefined) ?? u.constructor?.name ?? "Error"
-    const message = str(rec["message"]) ?? safeString(u)
-    const code = str(rec["code"])
-    const status = typeof rec["status"] === "number" ? rec["status"] : undefined
-    const errorBody = rec["error"]
-    const type = str(rec["type"]) ??
-      (Predicate.isObject(errorBody)
-        ? str((errorBody as Record<string, unknown>)["type"]) ??
-          (Predicate.isObject((errorBody as Record<string, unknown>)["error"])
-            ? str(((errorBody as Record<string, unknown>)["error"] as Record<string, unknown>)["type"])
-            : undefined)
-        : undefined)
+    const name = str(field(u, "_tag")) ?? (u instanceof Error ? u.name : undefined) ?? u.constructor?.name ?? "Error"
+    const message = str(field(u, "message")) ?? safeString(u)
+    const code = str(field(u, "code"))
+    const status = field(u, "status")
+    // The SDK's error body: `{ type, error: { type } }` or `{ type }`.
+    const body = field(u, "error")
+    const type = str(field(u, "type")) ?? str(field(body, "type")) ?? str(field(field(body, "error"), "type"))
     return new ErrorInfo({
       name,
       message,
       ...(code !== undefined ? { code } : {}),
-      ...(status !== undefined ? { status } : {}),
+      ...(typeof status === "number" ? { status } : {}),
       ...(type !== undefined ? { type } : {})
     })
   }
