@@ -55,15 +55,6 @@ export interface RunState {
   readonly events: number
 }
 
-export const empty: RunState = {
-  status: "new",
-  steps: new Map(),
-  completionOrder: [],
-  served: [],
-  resumes: 0,
-  events: 0
-}
-
 /**
  * Fold a run's events, in seq order, into its state. Events of different steps commute; per step, order
  * matters. The fold mutates only values it created, so it is linear in the number of events.
@@ -212,6 +203,9 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
     events: count
   }
 }
+
+/** A run with no events: what a new run starts from. */
+export const empty: RunState = fold([])
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 

@@ -76,8 +76,8 @@ export type Requirements<P> = P extends Pipeline<infer _I, infer _O, infer _E, i
 export const make = <I, IE, O, OE, E, R, RP = never>(
   options: Options<I, IE, O, OE, E, R, RP>
 ): Pipeline<I, O, E, R | RP> => {
-  const problem = validateName("step name", options.name)
-  if (problem !== undefined) throw new Error(`Pipeline.make: ${problem.replace("step name", "pipeline name")}`)
+  const problem = validateName("pipeline name", options.name)
+  if (problem !== undefined) throw new Error(`Pipeline.make: ${problem}`)
   for (const [field, limit] of Object.entries(options.budget ?? {})) {
     if (limit !== undefined && !(typeof limit === "number" && limit >= 0 && Number.isFinite(limit))) {
       throw new Error(`Pipeline.make: pipeline "${options.name}" has budget.${field} ${String(limit)}; it must be a finite number >= 0`)

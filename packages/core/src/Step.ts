@@ -153,7 +153,7 @@ const noInput: Either.Either<unknown, ParseResult.ParseError> = Either.right(nul
 const forbidden = /[#[\]\s/]/
 
 /** Check a step name or key; the message says what is wrong and what to do. */
-export const validateName = (what: "step name" | "step key", value: string): string | undefined =>
+export const validateName = (what: "step name" | "step key" | "pipeline name", value: string): string | undefined =>
   value.length === 0
     ? `${what} must not be empty`
     : value.length > 200

@@ -30,9 +30,7 @@ export const command = Command.make("replay", {
   Store.provide(Effect.gen(function*() {
     const globals = yield* Globals
     const engine = yield* Engine.Engine
-    const config = yield* Config.load(globals, "replay")
-    const run = yield* engine.getRun(args.run)
-    const pipeline = yield* Config.pipelineOf(config, run)
+    const { config, pipeline, run } = yield* Config.forRun(globals, engine, "replay", args.run)
     if (pipeline.version !== run.version && !globals.json) {
       yield* Output.note(
         globals.errStyle.yellow(

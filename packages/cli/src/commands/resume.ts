@@ -28,9 +28,7 @@ export const command = Command.make("resume", {
   Store.provide(Effect.gen(function*() {
     const globals = yield* Globals
     const engine = yield* Engine.Engine
-    const config = yield* Config.load(globals, "resume")
-    const before = yield* engine.getRun(args.run)
-    const pipeline = yield* Config.pipelineOf(config, before)
+    const { config, pipeline, run: before } = yield* Config.forRun(globals, engine, "resume", args.run)
     const exit = yield* Output.withProgress(`resuming ${before.runId}`, () =>
       Effect.exit(Config.provide(
         config,

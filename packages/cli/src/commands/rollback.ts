@@ -20,9 +20,7 @@ export const command = Command.make("rollback", {
   Store.provide(Effect.gen(function*() {
     const globals = yield* Globals
     const engine = yield* Engine.Engine
-    const config = yield* Config.load(globals, "rollback")
-    const run = yield* engine.getRun(args.run)
-    const pipeline = yield* Config.pipelineOf(config, run)
+    const { config, pipeline, run } = yield* Config.forRun(globals, engine, "rollback", args.run)
     const report = yield* Output.withProgress(
       `rolling back ${run.runId}`,
       () => Config.provide(config, engine.rollback(pipeline, run.runId))

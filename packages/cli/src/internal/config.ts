@@ -3,7 +3,7 @@
  * (a Layer providing what the pipelines need). Loaded with tsx, so a TypeScript config works without a
  * build step. Only the commands that run pipeline code (replay, resume, rollback, breaker reset) load it.
  */
-import type { Engine, EventStore, Pipeline } from "@ledgerflow/core"
+import type { Engine, EventStore, Pipeline, RunError, StoreError } from "@ledgerflow/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -104,10 +104,26 @@ export const pipeline = (
     : Effect.fail(badInput(missing(`${config.file} exports ${config.pipelines.map((p) => p.name).join(", ")}`)))
 }
 
-/** The pipeline a run belongs to, from the config. */
-export const pipelineOf = (config: Config, run: EventStore.RunRecord): Effect.Effect<Pipeline.Any, CliError> =>
-  pipeline(config, run.pipeline, (has) =>
-    `run ${run.runId} belongs to pipeline "${run.pipeline}", which the config does not export (${has}); add it to \`pipelines\` there, or pass --config PATH`)
+/**
+ * What a command that runs a run's code needs: the config (loaded first, so a missing config is reported
+ * before an unknown run), the run (by id or unique prefix), and its pipeline from the config.
+ */
+export const forRun = (
+  globals: GlobalsService,
+  engine: Engine.EngineService,
+  command: string,
+  runIdOrPrefix: string
+): Effect.Effect<
+  { readonly config: Config; readonly run: EventStore.RunRecord; readonly pipeline: Pipeline.Any },
+  CliError | RunError.RunNotFound | StoreError.StoreError
+> =>
+  Effect.gen(function*() {
+    const config = yield* load(globals, command)
+    const run = yield* engine.getRun(runIdOrPrefix)
+    const found = yield* pipeline(config, run.pipeline, (has) =>
+      `run ${run.runId} belongs to pipeline "${run.pipeline}", which the config does not export (${has}); add it to \`pipelines\` there, or pass --config PATH`)
+    return { config, run, pipeline: found }
+  })
 
 /** The config's layer did not build; nothing of the effect ran. */
 class LayerFailed extends Data.TaggedError("LayerFailed")<{ readonly cause: unknown }> {}

@@ -181,7 +181,7 @@ export const makeMemory = (): EventStoreService => {
 }
 
 /** The projection fields a patch sets; `failure: null` clears a previous failure. */
-export const applyPatch = (patch: RunPatch | undefined): Partial<RunRecord> => {
+const applyPatch = (patch: RunPatch | undefined): Partial<RunRecord> => {
   if (patch === undefined) return {}
   const out: { -readonly [K in keyof RunRecord]?: RunRecord[K] } = {}
   if (patch.status !== undefined) out.status = patch.status
