@@ -79,9 +79,18 @@ export interface EngineService {
 
 export class Engine extends Context.Tag("@ledgerflow/core/Engine")<Engine, EngineService>() {}
 
-/** The engine over whatever `EventStore` is provided. */
+/**
+ * The engine over whatever `EventStore` is provided. Its lease keeper (one fiber renewing the leases of
+ * every run it executes) lives as long as the layer.
+ */
 export const layer = (options?: internal.EngineOptions): Layer.Layer<Engine, never, EventStore> =>
-  Layer.effect(Engine, Effect.map(EventStore, (store) => internal.make(store, options)))
+  Layer.scoped(
+    Engine,
+    Effect.flatMap(EventStore, (store) => {
+      const engine = internal.make(store, options)
+      return Effect.as(engine.keepLeases, engine.service)
+    })
+  )
 
 export const run = <I, O, E, R>(
   pipeline: Pipeline.Pipeline<I, O, E, R>,

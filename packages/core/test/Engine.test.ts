@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Engine, Event, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
-import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, TestClock } from "effect"
+import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, TestClock } from "effect"
 
 const fast = RetryPolicy.exponential({
   base: "100 millis",
@@ -296,5 +296,52 @@ describe("Engine", () => {
       expect(stale._tag).toBe("LeaseLost")
       const run = yield* engine.getRun("run_dead")
       expect(run).toMatchObject({ status: "completed", owner: "worker-b", leaseToken: 2 })
+    }).pipe(Effect.provide(EventStore.layerMemory)))
+
+  it.scoped("a worker whose lease renewal is refused (the run was taken over) stops its step at once with LeaseLost", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
+      // Built in the test's scope, as an application's layer would be: its lease keeper runs until the scope ends.
+      const engine = Context.get(yield* Layer.build(Engine.layer({ owner: "worker-a" })), Engine.Engine)
+      const started = yield* Deferred.make<void>()
+      let interrupted = false
+      let after = 0
+      const slow = Step.make({
+        name: "slow",
+        output: Schema.Number,
+        run: () => Deferred.succeed(started, undefined).pipe(
+          Effect.zipRight(Effect.never),
+          Effect.onInterrupt(() => Effect.sync(() => void (interrupted = true)))
+        )
+      })
+      const next = Step.make({ name: "next", output: Schema.Number, run: () => Effect.sync(() => ++after) })
+      const pipeline = Pipeline.make({
+        name: "slow",
+        version: 1,
+        input: Schema.Null,
+        output: Schema.Number,
+        run: () => Effect.zipWith(slow(), next(), (a, b) => a + b)
+      })
+      const fiber = yield* Effect.fork(engine.run(pipeline, null, { key: "k" }))
+      yield* Deferred.await(started)
+      // Renewed on the keeper's first tick (a third of the 30 s lease): still worker-a's.
+      yield* TestClock.adjust("10 seconds")
+      const [run] = yield* engine.runs({ pipeline: "slow" })
+      expect(run).toMatchObject({ owner: "worker-a", leaseExpiresAt: 40_000 })
+      // Another worker takes the run over (as after a long pause of this one).
+      yield* store.acquire({
+        runId: run!.runId,
+        expectedToken: 1,
+        owner: "worker-b",
+        now: 10_000,
+        leaseExpiresAt: 60_000,
+        requireExpired: false,
+        events: () => []
+      })
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error).toMatchObject({ _tag: "LeaseLost", runId: run!.runId })
+      expect(interrupted).toBe(true)
+      expect(after).toBe(0)
     }).pipe(Effect.provide(EventStore.layerMemory)))
 })

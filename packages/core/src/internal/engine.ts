@@ -34,6 +34,7 @@ import {
 import { StepDiverged } from "../Step.js"
 import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
 import { hashJson, toJson } from "./hash.js"
+import { Leases } from "./leases.js"
 import { type ReplayEntry, StepRunner } from "./runner.js"
 
 export interface EngineOptions {
@@ -163,18 +164,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       }; wait for it (ifRunning: "wait") or start it again after its lease expires`
     })
 
-  /** Keep the lease alive while the run executes; fails when another worker has taken it. */
-  const keepLease = (runner: StepRunner): Effect.Effect<never, LeaseLost | StoreError> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      store.renew({
-        runId: runner.config.runId,
-        token: runner.config.token,
-        now,
-        leaseExpiresAt: now + leaseMs
-      }).pipe(Effect.tap(() => void (runner.leaseExpiresAt = now + leaseMs)))).pipe(
-        Effect.delay(Duration.millis(leaseMs / 3)),
-        Effect.forever
-      )
+  /** The leases this engine holds, renewed together by one keeper fiber. */
+  const leases = new Leases(store, leaseMs)
 
   /** Give the lease up at once (the caller interrupted us): another start may take over immediately. */
   const releaseLease = (runId: string, token: number) =>
@@ -225,7 +216,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     runner: StepRunner
   ): Effect.Effect<Exit.Exit<O, E | LeaseLost | StoreError>, never, Exclude<R, RunContext>> => {
     const program = Effect.provideService(pipeline.run(input), RunContext, contextOf(pipeline, run, runner))
-    return Effect.exit(runner.config.mode === "replay" ? program : Effect.raceFirst(program, keepLease(runner)))
+    return runner.config.mode === "replay" ? Effect.exit(program) : leases.hold(runner, program)
   }
 
   /** Execute the pipeline under the run's lease, against its journal; journal the outcome. */
@@ -735,7 +726,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       } satisfies ReplayReport
     })
 
-  return {
+  const service = {
     owner,
     run,
     resume,
@@ -749,4 +740,5 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     events: (runId: string) => Effect.flatMap(store.readEvents(runId), Event.decodeAll),
     state: readState
   }
+  return { service, keepLeases: leases.keep }
 }

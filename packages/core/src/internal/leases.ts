@@ -1,0 +1,75 @@
+/**
+ * The leases an engine holds, kept alive by one keeper fiber: every `leaseMs / 3` it renews them all at once
+ * (the store's writer commits the renewals of one tick together). A run whose renewal is refused — another
+ * worker took it over, or the store failed — gets the refusal as its abort and its program is interrupted:
+ * nothing after it runs, and its late appends would be refused by the fencing token anyway.
+ *
+ * One keeper per engine instead of one timer fiber raced against each run: a run only registers itself.
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
+import type { EventStoreService } from "../EventStore.js"
+import type { StepRunner } from "./runner.js"
+
+export class Leases {
+  private readonly held = new Map<StepRunner, Fiber.RuntimeFiber<unknown, unknown>>()
+  private readonly ticks: Effect.Effect<never>
+  private keeping = false
+  /** Start the keeper in the engine layer's scope: it runs until that scope closes. */
+  readonly keep: Effect.Effect<void, never, Scope.Scope>
+
+  constructor(private readonly store: EventStoreService, private readonly leaseMs: number) {
+    this.ticks = this.renewAll().pipe(Effect.delay(Duration.millis(leaseMs / 3)), Effect.forever)
+    this.keep = Effect.suspend(() => {
+      this.keeping = true
+      return Effect.zipRight(
+        Effect.addFinalizer(() => Effect.sync(() => void (this.keeping = false))),
+        Effect.forkScoped(this.ticks)
+      )
+    })
+  }
+
+  /**
+   * Run `program` (a run's pipeline code) in a fiber of its own while its lease is kept; its exit. When the
+   * lease is lost the fiber is interrupted and `runner.abort` says why.
+   */
+  hold<A, E, R>(runner: StepRunner, program: Effect.Effect<A, E, R>) {
+    const held = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Effect.fork(restore(program)), (fiber) => {
+        this.held.set(runner, fiber)
+        return restore(Fiber.await(fiber)).pipe(Effect.ensuring(Effect.sync(() => this.held.delete(runner))))
+      })
+    )
+    if (this.keeping) return held
+    // The engine is used outside its layer's scope, where its keeper stopped: this run keeps leases itself.
+    return Effect.scoped(Effect.zipRight(Effect.forkScoped(this.ticks), held))
+  }
+
+  /** Renew every held lease; a refused one stops its run. */
+  private renewAll(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+    if (this.held.size === 0) return Effect.void
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const leaseExpiresAt = now + this.leaseMs
+      return Effect.forEach(
+        [...this.held],
+        ([runner, fiber]) =>
+          this.store.renew({ runId: runner.config.runId, token: runner.config.token, now, leaseExpiresAt }).pipe(
+            Effect.matchEffect({
+              onSuccess: () => Effect.sync(() => void (runner.leaseExpiresAt = leaseExpiresAt)),
+              onFailure: (error) => {
+                runner.abort ??= error
+                this.held.delete(runner)
+                return Fiber.interruptFork(fiber)
+              }
+            })
+          ),
+        { concurrency: "unbounded", discard: true }
+      )
+    })
+    })
+  }
+}
