@@ -78,6 +78,11 @@ export interface ClaimRequest {
   readonly correlationId?: string | undefined
   /** The run's first events (RunStarted, LeaseTaken), appended only when the claim creates the run. */
   readonly events: ReadonlyArray<NewEvent>
+  /**
+   * A hint for a store that groups commits: \`true\` when no other write of this process is about to share
+   * the commit (the engine is executing no other run), so waiting to gather a batch would only add latency.
+   */
+  readonly alone?: boolean | undefined
 }
 
 /** The run was created by this claim, or it already existed (and nothing was written). */
@@ -113,6 +118,11 @@ export interface AppendRequest {
    * durable write. Default true. Claims and lease renewals are always of this kind.
    */
   readonly durable?: boolean
+  /**
+   * A hint for a store that groups commits: \`true\` when no other write of this process is about to share
+   * the commit (the engine is executing no other run), so waiting to gather a batch would only add latency.
+   */
+  readonly alone?: boolean | undefined
 }
 
 export interface RunFilter {

@@ -554,6 +554,38 @@ export const conformance = (
     )
 
     test(
+      "writes made alone (nothing to batch with) commit like any other, before and beside queued ones",
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const claimed = yield* store.claim({ ...claimRequest("run-1", "key-1"), alone: true })
+        expect(claimed._tag).toBe("Created")
+        expect(yield* store.append({ runId: "run-1", token: 1, events: [stepCompleted(2_000, "a")], now: 2_000, alone: true }))
+          .toBe(3)
+        const stale = yield* Effect.flip(
+          store.append({ runId: "run-1", token: 2, events: [stepCompleted(2_000, "x")], now: 2_000, alone: true })
+        )
+        expect(stale._tag).toBe("LeaseLost")
+        // Started together, some alone and some not: every one lands, in the order they were submitted.
+        const seqs = yield* Effect.all(
+          ["b", "c", "d", "e"].map((id, i) =>
+            store.append({ runId: "run-1", token: 1, events: [stepCompleted(2_001 + i, id)], now: 2_001 + i, alone: i % 2 === 0 })
+          ),
+          { concurrency: "unbounded" }
+        )
+        expect(seqs).toEqual([4, 5, 6, 7])
+        expect((yield* store.readEvents("run-1")).map((e) => JSON.parse(e.data).stepId ?? e.type)).toEqual([
+          "RunStarted",
+          "LeaseTaken",
+          "a",
+          "b",
+          "c",
+          "d",
+          "e"
+        ])
+      })
+    )
+
+    test(
       "a setting reads back what was last put, and an unknown setting is None",
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore

@@ -2,7 +2,7 @@
  * The engine's implementation: idempotent starts by key, takeovers under fenced leases, execution of a
  * pipeline against its journal, and replay without side effects.
  */
-import { randomBytes } from "node:crypto"
+import { randomBytes, randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -120,7 +120,12 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const leaseMs = Duration.toMillis(options.leaseDuration ?? Duration.seconds(30))
   const owner = options.owner ?? `${hostname()}/${process.pid}/${randomBytes(3).toString("hex")}`
 
-  const newRunId = (now: number) => `run_${now.toString(36).padStart(9, "0")}${randomBytes(6).toString("hex")}`
+  // 48 random bits: the first 12 hex digits of a v4 UUID (Node hands those out of a cached entropy pool,
+  // ~3× cheaper than \`randomBytes\` per id).
+  const newRunId = (now: number) => {
+    const uuid = randomUUID()
+    return `run_${now.toString(36).padStart(9, "0")}${uuid.slice(0, 8)}${uuid.slice(9, 13)}`
+  }
 
   const readState = (runId: string) =>
     store.readEvents(runId).pipe(Effect.flatMap(Event.decodeAll), Effect.map(Journal.fold))
@@ -196,6 +201,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         token: run.leaseToken,
         scope,
         leaseExpiresAt: run.leaseExpiresAt,
+        alone: () => leases.count <= 1,
         crashed,
         ...(budget !== undefined ? { budget: budget.limit, pricing: budget.pricing } : {})
       }))
@@ -447,6 +453,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           leaseExpiresAt: expiresAt,
           parentRunId: runOptions.parentRunId,
           correlationId: runOptions.correlationId,
+          alone: leases.count === 0,
           events: [
             Event.encode(
               new Event.RunStarted({

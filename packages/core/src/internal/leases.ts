@@ -32,6 +32,11 @@ export class Leases {
     })
   }
 
+  /** How many runs hold a lease here now. */
+  get count(): number {
+    return this.held.size
+  }
+
   /**
    * Run `program` (a run's pipeline code) in a fiber of its own while its lease is kept; its exit. When the
    * lease is lost the fiber is interrupted and `runner.abort` says why.

