@@ -1,7 +1,8 @@
 /**
  * The ceiling: raw better-sqlite3 on a store file (ledgerflow's schema, WAL, synchronous=FULL), one native
- * transaction per step holding two prepared statements — the run projection update and the event insert.
- * Nothing durable can append a step faster on this disk.
+ * transaction per step holding two prepared statements — the run projection update (its `updated_at`,
+ * under the run's token) and the event insert, as DESIGN's measurements define an append. Nothing durable
+ * appends a step that way faster on this disk.
  */
 import { Event } from "@ledgerflow/core"
 import { SqliteStore } from "@ledgerflow/store"
@@ -39,16 +40,14 @@ export const measure = async (options: { readonly runs: number; readonly synchro
     db.pragma("journal_mode = WAL")
     db.pragma(`synchronous = ${options.synchronous.toUpperCase()}`)
     const insertRun = db.prepare(
-      `INSERT INTO runs (run_id, pipeline, version, key, status, created_at, updated_at, last_seq, owner,
-         lease_token, lease_expires_at) VALUES (?, 'bench', '1', ?, 'running', ?, ?, 0, 'bench', 1, ?)`
+      `INSERT INTO runs (run_id, pipeline, version, key, status, created_at, updated_at, owner,
+         lease_token, lease_expires_at) VALUES (?, 'bench', '1', ?, 'running', ?, ?, 'bench', 1, ?)`
     )
-    const updateRun = db.prepare<[number, string], { last_seq: number }>(
-      "UPDATE runs SET last_seq = last_seq + 1, updated_at = ? WHERE run_id = ? AND lease_token = 1 RETURNING last_seq"
-    )
+    const updateRun = db.prepare<[number, string]>("UPDATE runs SET updated_at = ? WHERE run_id = ? AND lease_token = 1")
     const insertEvent = db.prepare("INSERT INTO events (run_id, seq, type, v, at, data) VALUES (?, ?, ?, ?, ?, ?)")
-    const append = db.transaction((runId: string, event: Event.NewEvent) => {
-      const { last_seq } = updateRun.get(event.at, runId)!
-      insertEvent.run(runId, last_seq, event.type, event.v, event.at, event.data)
+    const append = db.transaction((runId: string, seq: number, event: Event.NewEvent) => {
+      if (updateRun.run(event.at, runId).changes !== 1) throw new Error(`run ${runId} is not held`)
+      insertEvent.run(runId, seq, event.type, event.v, event.at, event.data)
     })
     // The runs exist before the clock starts: the ceiling is the per-step append alone.
     const t = Date.now()
@@ -59,7 +58,7 @@ export const measure = async (options: { readonly runs: number; readonly synchro
       Array.from({ length: workload.steps }, (_, step) => stepEvent(run, step)))
     const stop = startTimer()
     for (let run = 0; run < options.runs; run++) {
-      for (const event of events[run]!) append(`run-${run}`, event)
+      events[run]!.forEach((event, i) => append(`run-${run}`, i + 1, event))
     }
     return stop(options.runs * workload.steps)
   } finally {

@@ -7,6 +7,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 import * as Failure from "./Failure.js"
 import { Usage } from "./Usage.js"
 
@@ -209,24 +210,41 @@ export class UnknownEvent extends Schema.TaggedError<UnknownEvent>()("UnknownEve
 interface Codec {
   readonly encode: (event: Event) => unknown
   readonly decode: (json: unknown) => Either.Either<Event, ParseResult.ParseError>
+  /**
+   * The fields whose encoding is not the identity (a \`Failure\`, \`Usage\` with its defaults). An event with
+   * none of them set encodes to its own fields, so it is written as \`JSON.stringify(event)\` without the
+   * Schema interpreter: most events the engine writes (a step's completion, a lease) are such.
+   */
+  readonly transformed: ReadonlyArray<string>
+}
+
+/** A field is encoded as it is when its Schema's encoded side is its type side (no transformation). */
+const isIdentity = (field: Schema.Struct.Field): boolean => {
+  const struct = Schema.Struct({ field })
+  return SchemaAST.encodedAST(struct.ast) === struct.ast
 }
 
 // Each member is a different class; the union's members are only nameable together as "any schema". The
 // codec is looked up by the event's own `_tag`, so each encoder only ever sees its own class.
-const codecOf = (schema: Schema.Schema.AnyNoContext): Codec => ({
+const codecOf = (schema: Schema.Schema.AnyNoContext & { readonly fields: Schema.Struct.Fields }): Codec => ({
   encode: Schema.encodeSync(schema),
-  decode: Schema.decodeUnknownEither(schema)
+  decode: Schema.decodeUnknownEither(schema),
+  transformed: Object.entries(schema.fields).flatMap(([name, field]) => isIdentity(field) ? [] : [name])
 })
 
 const codecs: ReadonlyMap<string, Codec> = new Map(Event.members.map((m) => [m.identifier, codecOf(m)]))
 
 /** Encode an event for the store. Events are built by the engine, so a failure here is a bug. */
-export const encode = (event: Event): NewEvent => ({
-  type: event._tag,
-  v: FORMAT_VERSION,
-  at: event.at,
-  data: JSON.stringify(codecs.get(event._tag)!.encode(event))
-})
+export const encode = (event: Event): NewEvent => {
+  const codec = codecs.get(event._tag)!
+  const plain = codec.transformed.every((field) => (event as unknown as Record<string, unknown>)[field] === undefined)
+  return {
+    type: event._tag,
+    v: FORMAT_VERSION,
+    at: event.at,
+    data: JSON.stringify(plain ? event : codec.encode(event))
+  }
+}
 
 /**
  * The log's commonest event, decoded without the Schema interpreter when its shape is plainly right (a

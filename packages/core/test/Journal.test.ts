@@ -122,6 +122,16 @@ describe("Event", () => {
     { fastCheck: { numRuns: 200 } }
   )
 
+  it.prop(
+    "an event written without the Schema interpreter (no transformed field set) is what the Schema encoder writes",
+    { event: Arbitrary.make(Event.Event) },
+    ({ event }) => {
+      const viaSchema = Schema.encodeSync(Event.Event)(event)
+      expect(JSON.parse(Event.encode(event).data)).toEqual(JSON.parse(JSON.stringify(viaSchema)))
+    },
+    { fastCheck: { numRuns: 300 } }
+  )
+
   it.effect("events round-trip through their encoding, failures included", () =>
     Effect.gen(function*() {
       const failure = Failure.transient("HTTP 429", { retryAfter: "3 seconds", rule: "http-status" })

@@ -20,6 +20,7 @@ import { storeError } from "./internal/errors.js"
 import { inspect, openConnection, prepareFile } from "./internal/file.js"
 import * as internalMigrations from "./internal/migrations.js"
 import * as internalStore from "./internal/sqliteStore.js"
+import * as WalSync from "./internal/walSync.js"
 import * as Writer from "./internal/writer.js"
 
 /** Where the CLI and the examples keep the store unless told otherwise. */
@@ -103,7 +104,9 @@ const make = (
     yield* Effect.try({
       try: () => {
         db.pragma("journal_mode = WAL")
-        db.pragma(`synchronous = ${synchronous}`)
+        // Commits on this connection reach the WAL without a flush; with "full", the store flushes the WAL
+        // itself, off the event loop (internal/walSync.ts), before a durable write's caller resumes.
+        db.pragma("synchronous = NORMAL")
         // No foreign-key checks on the hot connection: its writes insert events only under the UPDATE that
         // proved the run exists (and holds its token), so the check would be a second lookup per event.
         db.pragma("foreign_keys = OFF")
@@ -142,8 +145,10 @@ const make = (
       })
     }
 
-    const writer = Writer.make(db, { fullSync: synchronous === "FULL" })
-    // Finalizers run in reverse: queued writes are committed before the connection closes.
+    const walSync = synchronous === "FULL" ? WalSync.make(filename) : undefined
+    const writer = Writer.make(db, walSync)
+    // Finalizers run in reverse: queued writes are committed, then flushed, before the connection closes.
+    if (walSync !== undefined) yield* Effect.addFinalizer(() => Effect.sync(walSync.close))
     yield* Effect.addFinalizer(() => Effect.sync(writer.flush))
     const store = internalStore.make({ db, writer, filename, busyTimeoutMs })
     return Context.make(EventStore.EventStore, store).pipe(Context.add(SqlClient.SqlClient, sql))

@@ -1,4 +1,5 @@
-import { SqlClient } from "@effect/sql"
+import { Migrator, SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Event, EventStore } from "@ledgerflow/core"
 import { SqliteStore } from "@ledgerflow/store"
 import { describe, expect, it } from "@effect/vitest"
@@ -95,7 +96,8 @@ describe("SqliteStore", () => {
       expect(yield* sql`PRAGMA foreign_keys`).toEqual([{ foreign_keys: 1 }])
       // The SqlClient it provides reads the store's own file.
       yield* store.claim(claim("run-1", "key-1"))
-      expect(yield* sql`SELECT run_id, last_seq FROM runs`).toEqual([{ run_id: "run-1", last_seq: 1 }])
+      expect(yield* sql`SELECT run_id, (SELECT max(seq) FROM events WHERE events.run_id = runs.run_id) AS n FROM runs`)
+        .toEqual([{ run_id: "run-1", n: 1 }])
     }))
 
   it.scoped("synchronous NORMAL and the busy timeout are options", () =>
@@ -118,6 +120,40 @@ describe("SqliteStore", () => {
       expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
         { value: String(SqliteStore.schemaVersion) }
       ])
+    }).pipe(Effect.scoped))
+
+  it.effect("a store of schema 1 is migrated in place: runs and events kept, each run's last seq read from its log", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      fs.mkdirSync(path.dirname(filename), { recursive: true, mode: 0o700 })
+      const first = "0001_create_runs_and_events"
+      yield* Migrator.make({})({
+        loader: Migrator.fromRecord({ [first]: SqliteStore.migrations[first]! }),
+        table: "ledgerflow_migrations"
+      }).pipe(Effect.provide(SqliteClient.layer({ filename })), Effect.scoped)
+      // A run as schema 1 kept it: its last seq in its row, its events in a rowid table.
+      const db = new Database(filename)
+      db.prepare(
+        `INSERT INTO runs (run_id, pipeline, version, key, status, created_at, updated_at, last_seq, owner, lease_token,
+           lease_expires_at) VALUES ('run-1', 'reports', '1', 'key-1', 'running', 1000, 1000, 3, 'worker-1', 1, 31000)`
+      ).run()
+      const events = [
+        Event.encode(new Event.RunStarted({ at: 1_000, pipeline: "reports", version: "1", key: "key-1", input: {}, inputHash: "h" })),
+        Event.encode(new Event.LeaseTaken({ at: 1_000, owner: "worker-1", token: 1, expiresAt: 31_000 })),
+        Event.encode(new Event.StepCompleted({
+          at: 1_500, stepId: "fetch#0", name: "fetch", inputHash: "i", attempt: 1, startedAt: 1_400, output: { rows: 3 }
+        }))
+      ]
+      events.forEach((e, i) =>
+        db.prepare("INSERT INTO events (run_id, seq, type, v, at, data) VALUES (?, ?, ?, ?, ?, ?)")
+          .run("run-1", i + 1, e.type, e.v, e.at, e.data)
+      )
+      db.close()
+      const { sql, store } = yield* open({ filename })
+      expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([{ value: "2" }])
+      expect(Option.getOrThrow(yield* store.getRun("run-1"))).toMatchObject({ status: "running", lastSeq: 3, leaseToken: 1 })
+      expect((yield* store.readEvents("run-1")).map((e) => e.data)).toEqual(events.map((e) => e.data))
+      expect(yield* store.append({ runId: "run-1", token: 1, expectedSeq: 3, events: [events[2]!], now: 2_000 })).toBe(4)
     }).pipe(Effect.scoped))
 
   it.effect("closing the layer closes both of its connections", () =>

@@ -83,6 +83,26 @@ export const migrations: Readonly<Record<string, Migration>> = {
       updated_at INTEGER NOT NULL
     )`,
     setSchemaVersion(1)
+  ),
+  // The hot path's append writes one b-tree instead of three. Events are clustered by (run_id, seq): a
+  // step's insert touches one page, and a run's log is read as one range. The run's last seq is no longer
+  // kept in its row (one more page rewritten per step): it is the events' max(seq), found in that range.
+  // Rebuilt the way SQLite documents for schema changes: new table, copy, drop, rename.
+  "0002_events_clustered_by_run": statements(
+    `CREATE TABLE events_by_run (
+      run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+      seq INTEGER NOT NULL,
+      type TEXT NOT NULL,
+      v INTEGER NOT NULL,
+      at INTEGER NOT NULL,
+      data TEXT NOT NULL,
+      PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID`,
+    `INSERT INTO events_by_run (run_id, seq, type, v, at, data) SELECT run_id, seq, type, v, at, data FROM events`,
+    `DROP TABLE events`,
+    `ALTER TABLE events_by_run RENAME TO events`,
+    `ALTER TABLE runs DROP COLUMN last_seq`,
+    setSchemaVersion(2)
   )
 }
 

@@ -31,8 +31,16 @@ export const RunRow = Schema.Struct({
 
 const decodeRunRow = Schema.decodeUnknownEither(RunRow)
 
-/** The columns of `runs`, in the order `RunRow` lists them. */
-export const runColumns = Object.keys(RunRow.fields).join(", ")
+/**
+ * The columns of `runs`, in the order `RunRow` lists them. A run's last seq is not kept in its row: it is
+ * the max seq of its events, one seek at the end of its range of the events' primary key.
+ */
+export const lastSeqOf = (runIdColumn: string) =>
+  `(SELECT coalesce(max(seq), 0) FROM events WHERE events.run_id = ${runIdColumn})`
+
+export const runColumns = Object.keys(RunRow.fields)
+  .map((column) => column === "last_seq" ? `${lastSeqOf("runs.run_id")} AS last_seq` : column)
+  .join(", ")
 
 export const toRunRecord = (row: typeof RunRow.Type): EventStore.RunRecord => ({
   runId: row.run_id,

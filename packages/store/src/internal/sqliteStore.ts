@@ -10,7 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { storeError } from "./errors.js"
-import { decodeRun, runColumns } from "./rows.js"
+import { decodeRun, lastSeqOf, runColumns } from "./rows.js"
 import type { Writer } from "./writer.js"
 
 export interface StoreContext {
@@ -55,30 +55,26 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
     version: string
     key: string
     now: number
-    lastSeq: number
     owner: string
     leaseExpiresAt: number
     parentRunId: string | null
     correlationId: string | null
   }>(
-    `INSERT INTO runs (run_id, pipeline, version, key, status, created_at, updated_at, last_seq, owner, lease_token,
+    `INSERT INTO runs (run_id, pipeline, version, key, status, created_at, updated_at, owner, lease_token,
        lease_expires_at, parent_run_id, correlation_id)
-     VALUES (@runId, @pipeline, @version, @key, 'running', @now, @now, @lastSeq, @owner, 1, @leaseExpiresAt,
+     VALUES (@runId, @pipeline, @version, @key, 'running', @now, @now, @owner, 1, @leaseExpiresAt,
        @parentRunId, @correlationId)
      ON CONFLICT (pipeline, key) DO NOTHING`
   )
-  // Most appends (a step's events) leave status and failure alone: they get the statement that does not
-  // rewrite those columns and their index, measurably cheaper on the hot path.
-  const appendWhere = `WHERE run_id = @runId AND lease_token = @token AND (@expectedSeq IS NULL OR last_seq = @expectedSeq)
-     RETURNING last_seq`
-  const appendToRun = db.prepare<
-    { runId: string; token: number; expectedSeq: number | null; count: number; now: number },
-    { last_seq: number }
-  >(`UPDATE runs SET last_seq = last_seq + @count ${appendWhere}`)
-  const appendAndPatchRun = db.prepare<
-    PatchParams & { runId: string; token: number; expectedSeq: number | null; count: number; now: number },
-    { last_seq: number }
-  >(`UPDATE runs SET last_seq = last_seq + @count, updated_at = @now, ${patchSql} ${appendWhere}`)
+  // An append reads the run's token and last seq (under the write lock, so they cannot change before its
+  // commit) and writes only its events: a step's append touches one page of the events' b-tree. Only an
+  // append that changes the run's status or failure rewrites the run's row.
+  const appendTarget = db.prepare<[string], { token: number; lastSeq: number }>(
+    `SELECT lease_token AS token, ${lastSeqOf("runs.run_id")} AS lastSeq FROM runs WHERE run_id = ?`
+  )
+  const patchRun = db.prepare<PatchParams & { runId: string; now: number }>(
+    `UPDATE runs SET updated_at = @now, ${patchSql} WHERE run_id = @runId`
+  )
   const acquireRun = db.prepare<
     PatchParams & {
       runId: string
@@ -86,12 +82,11 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
       owner: string
       leaseExpiresAt: number
       requireExpired: 0 | 1
-      count: number
       now: number
     }
   >(
     `UPDATE runs SET owner = @owner, lease_token = lease_token + 1, lease_expires_at = @leaseExpiresAt,
-       last_seq = last_seq + @count, updated_at = @now, ${patchSql}
+       updated_at = @now, ${patchSql}
      WHERE run_id = @runId AND lease_token = @expectedToken
        AND (NOT @requireExpired OR status <> 'running' OR lease_expires_at <= @now)
      RETURNING ${runColumns}`
@@ -159,7 +154,6 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
             version: request.version,
             key: request.key,
             now: request.now,
-            lastSeq: request.events.length,
             owner: request.owner,
             leaseExpiresAt: request.leaseExpiresAt,
             parentRunId: request.parentRunId ?? null,
@@ -210,7 +204,6 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
               owner: request.owner,
               leaseExpiresAt: request.leaseExpiresAt,
               requireExpired: request.requireExpired ? 1 : 0,
-              count: events.length,
               now: request.now
             })
             if (row === undefined) {
@@ -227,9 +220,10 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
                 })
               )
             }
+            // RETURNING saw the log before this acquire's own events.
             const run = decodeRun(row)
-            insertEvents(run.runId, run.lastSeq - events.length + 1, events)
-            return Exit.succeed(run)
+            insertEvents(run.runId, run.lastSeq + 1, events)
+            return Exit.succeed({ ...run, lastSeq: run.lastSeq + events.length })
           },
           fail(`acquire of run ${request.runId}`)
         )
@@ -238,39 +232,32 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
     append: (request) =>
       writer.submit(
         (): Exit.Exit<number, StoreError.LeaseLost | StoreError.SeqConflict> => {
-          const params = {
-            runId: request.runId,
-            token: request.token,
-            expectedSeq: request.expectedSeq ?? null,
-            count: request.events.length,
-            now: request.now
-          }
-          const row = request.patch === undefined
-            ? appendToRun.get(params)
-            : appendAndPatchRun.get({ ...params, ...patchParams(request.patch) })
-          if (row === undefined) {
-            const run = currentRun(request.runId)
-            if (run === undefined || run.leaseToken !== request.token) {
-              return Exit.fail(
-                new StoreError.LeaseLost({
-                  runId: request.runId,
-                  token: request.token,
-                  message: `append to run ${request.runId} refused: token ${request.token} is stale (current ${
-                    run?.leaseToken ?? "none"
-                  }); another worker owns the run`
-                })
-              )
-            }
+          const target = appendTarget.get(request.runId)
+          if (target === undefined || target.token !== request.token) {
             return Exit.fail(
-              new StoreError.SeqConflict({
+              new StoreError.LeaseLost({
                 runId: request.runId,
-                expectedSeq: request.expectedSeq ?? run.lastSeq,
-                actualSeq: run.lastSeq
+                token: request.token,
+                message: `append to run ${request.runId} refused: token ${request.token} is stale (current ${
+                  target?.token ?? "none"
+                }); another worker owns the run`
               })
             )
           }
-          insertEvents(request.runId, row.last_seq - request.events.length + 1, request.events)
-          return Exit.succeed(row.last_seq)
+          if (request.expectedSeq !== undefined && request.expectedSeq !== target.lastSeq) {
+            return Exit.fail(
+              new StoreError.SeqConflict({
+                runId: request.runId,
+                expectedSeq: request.expectedSeq,
+                actualSeq: target.lastSeq
+              })
+            )
+          }
+          if (request.patch !== undefined) {
+            patchRun.run({ ...patchParams(request.patch), runId: request.runId, now: request.now })
+          }
+          insertEvents(request.runId, target.lastSeq + 1, request.events)
+          return Exit.succeed(target.lastSeq + request.events.length)
         },
         fail(`append to run ${request.runId}`),
         { durable: request.durable, alone: request.alone }

@@ -1,30 +1,28 @@
 /**
  * The hot path's single writer. Writes queue in an array; one drain, scheduled once the fibers that can
- * run have run (`setImmediate`), commits everything queued in one native `BEGIN IMMEDIATE` transaction:
- * one fsync per batch. In a batch of several, each write runs in its own SAVEPOINT, so a write that
- * throws is rolled back alone; every caller resumes only after COMMIT.
+ * run have run (`setImmediate`), commits everything queued in one native `BEGIN IMMEDIATE` transaction. In
+ * a batch of several, each write runs in its own SAVEPOINT, so a write that throws is rolled back alone.
  *
  * A write submitted `alone` (nothing else of this process is about to write) while nothing is queued is
  * committed at once, in the caller's fiber: no batch could form, so the hop to a later drain would only
  * add latency (~40 µs a step, measured on sequential runs).
+ *
+ * Durability: commits reach the WAL without a flush; with a `WalSync` (a store opened `synchronous: "full"`)
+ * a durable write resumes its caller once a flush of the WAL covers it: at once for a write made alone, else
+ * one flush on the thread pool for everything committed before it started, while the event loop goes on
+ * with the other runs.
  */
 import type Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type { StoreError } from "@ledgerflow/core"
-
-/** A queued write: `execute` runs inside the batch's transaction, then `complete` or `abort` resumes its caller. */
-interface Pending {
-  cancelled: boolean
-  /** False for a write the engine can rebuild (a claim, a run's completion): no fsync of its own. */
-  readonly durable: boolean
-  readonly execute: () => void
-  readonly complete: () => void
-  readonly abort: (cause: unknown) => void
-}
+import type { WalSync } from "./walSync.js"
 
 export interface SubmitOptions {
-  /** Default true; see `Pending.durable`. */
+  /**
+   * False for a write the engine can rebuild (a claim, a run's completion, a lease renewal): its caller
+   * resumes at commit, and the write becomes durable with the next flush. Default true.
+   */
   readonly durable?: boolean | undefined
   /** Commit at once when nothing is queued: no other write of this process is about to join a batch. */
   readonly alone?: boolean | undefined
@@ -32,9 +30,9 @@ export interface SubmitOptions {
 
 export interface Writer {
   /**
-   * Queue `write` for the next batch. It runs inside a transaction and returns expected outcomes as an
-   * Exit (a failed Exit must have written nothing). An exception rolls back this write, or the whole batch
-   * when SQLite ended the transaction, and fails the caller with `onError(exception)`.
+   * Run `write` inside a transaction. It returns expected outcomes as an Exit (a failed Exit must have
+   * written nothing). An exception rolls back this write, or the whole batch when SQLite ended the
+   * transaction, and fails the caller with `onError(exception)`.
    */
   readonly submit: <A, E>(
     write: () => Exit.Exit<A, E>,
@@ -45,13 +43,21 @@ export interface Writer {
   readonly flush: () => void
 }
 
-/**
- * `fullSync`: the store syncs every commit (`synchronous=FULL`). A batch of non-durable writes only is then
- * committed with `synchronous=NORMAL`: written to the WAL, visible to every process, and made durable by the
- * next synced commit (an fsync of the WAL covers the frames before it). Safe because such writes can be
- * rebuilt: a lost claim is claimed again; a lost completion is re-derived by serving every step from the log.
- */
-export const make = (db: Database.Database, options: { readonly fullSync: boolean }): Writer => {
+/** A write on its way: run inside a transaction, then its caller resumed. */
+interface Pending {
+  /** Its caller went away: skip it if not yet committed, stop waiting if committed. */
+  cancel: () => void
+  cancelled: boolean
+  /** A write that must reach the disk before its caller resumes. */
+  readonly durable: boolean
+  readonly execute: () => void
+  /** Whether the write ran and returned a success (a refusal or an exception is not waited on). */
+  readonly succeeded: () => boolean
+  /** Resume the caller: with the write's outcome, or with `cause` (its transaction or flush failed). */
+  readonly finish: (cause?: unknown) => void
+}
+
+export const make = (db: Database.Database, walSync: WalSync | undefined): Writer => {
   let queue: Array<Pending> = []
   let scheduled = false
 
@@ -69,17 +75,22 @@ export const make = (db: Database.Database, options: { readonly fullSync: boolea
     }
   })
 
-  /** Commit a batch in one transaction; throws when the transaction failed as a whole. */
-  const commit = (batch: ReadonlyArray<Pending>) => {
-    // `exec`, not `db.pragma()` (which also builds a statement object to read rows: 5× slower), and not a
-    // statement prepared once: SQLite applies this pragma when it compiles it, so a re-run may do nothing.
-    const relaxed = options.fullSync && batch.every((pending) => !pending.durable)
+  /**
+   * Commit a batch in one transaction, then resume each caller (after the flush, for those that wait).
+   * \`alone\`: nothing else is running, so the flush is made at once rather than alongside other work.
+   */
+  const commit = (batch: ReadonlyArray<Pending>, alone: boolean) => {
     try {
-      if (relaxed) db.exec("PRAGMA synchronous = NORMAL")
       if (batch.length === 1) one.immediate(batch[0]!)
       else many.immediate(batch)
-    } finally {
-      if (relaxed) db.exec("PRAGMA synchronous = FULL")
+    } catch (cause) {
+      for (const pending of batch) pending.finish(cause)
+      return
+    }
+    walSync?.committed(batch.some((pending) => pending.durable), alone)
+    for (const pending of batch) {
+      if (walSync === undefined || !pending.durable || !pending.succeeded()) pending.finish()
+      else pending.cancel = walSync.whenDurable(pending.finish)
     }
   }
 
@@ -87,38 +98,7 @@ export const make = (db: Database.Database, options: { readonly fullSync: boolea
     scheduled = false
     const batch = queue.filter((pending) => !pending.cancelled)
     queue = []
-    if (batch.length === 0) return
-    try {
-      commit(batch)
-    } catch (cause) {
-      for (const pending of batch) pending.abort(cause)
-      return
-    }
-    for (const pending of batch) pending.complete()
-  }
-
-  /** The write as a pending entry; its outcome is set when it runs inside a transaction. */
-  const pendingOf = <A, E>(
-    write: () => Exit.Exit<A, E>,
-    onError: (cause: unknown) => StoreError.StoreError,
-    durable: boolean,
-    resume: (exit: Exit.Exit<A, E | StoreError.StoreError>) => void
-  ): Pending => {
-    let outcome: Exit.Exit<A, E | StoreError.StoreError> | undefined
-    return {
-      cancelled: false,
-      durable,
-      execute: () => {
-        try {
-          outcome = write()
-        } catch (cause) {
-          outcome = Exit.fail(onError(cause))
-          throw cause
-        }
-      },
-      complete: () => resume(outcome ?? Exit.die(new Error("a queued write was committed without running"))),
-      abort: (cause) => resume(Exit.fail(onError(cause)))
-    }
+    if (batch.length > 0) commit(batch, false)
   }
 
   const submit = <A, E>(
@@ -126,29 +106,38 @@ export const make = (db: Database.Database, options: { readonly fullSync: boolea
     onError: (cause: unknown) => StoreError.StoreError,
     { alone = false, durable = true }: SubmitOptions = {}
   ): Effect.Effect<A, E | StoreError.StoreError> =>
-    Effect.suspend(() => {
-      if (alone && queue.length === 0 && !scheduled) {
-        let exit: Exit.Exit<A, E | StoreError.StoreError> = Exit.die(new Error("a write was committed without running"))
-        const pending = pendingOf(write, onError, durable, (e) => (exit = e))
-        try {
-          commit([pending])
-          pending.complete()
-        } catch (cause) {
-          pending.abort(cause)
-        }
-        return exit
+    Effect.async<A, E | StoreError.StoreError>((resume) => {
+      let outcome: Exit.Exit<A, E | StoreError.StoreError> | undefined
+      const pending: Pending = {
+        cancel: () => void (pending.cancelled = true),
+        cancelled: false,
+        durable,
+        execute: () => {
+          try {
+            outcome = write()
+          } catch (cause) {
+            outcome = Exit.fail(onError(cause))
+            throw cause
+          }
+        },
+        succeeded: () => outcome !== undefined && Exit.isSuccess(outcome),
+        finish: (cause) =>
+          resume(
+            cause !== undefined
+              ? Exit.fail(onError(cause))
+              : outcome ?? Exit.die(new Error("a queued write was committed without running"))
+          )
       }
-      return Effect.async<A, E | StoreError.StoreError>((resume) => {
-        const pending = pendingOf(write, onError, durable, resume)
+      if (alone && queue.length === 0 && !scheduled) {
+        commit([pending], true)
+      } else {
         queue.push(pending)
         if (!scheduled) {
           scheduled = true
           setImmediate(drain)
         }
-        return Effect.sync(() => {
-          pending.cancelled = true
-        })
-      })
+      }
+      return Effect.sync(() => pending.cancel())
     })
 
   return { submit, flush: drain }
