@@ -208,7 +208,7 @@ const table = (r: Results): string => {
   out += ` replay — ${num(r.replay.events)} events in ${r.replay.runs} runs (ratio to bare iteration)\n`
   out += row("bare row iteration (better-sqlite3 .all)", r.replay.bare, "events/s")
   out += row("+ JSON.parse of each event", r.replay.jsonParse, "events/s")
-  out += row("readEvents + Event.decodeAll + Journal.fold", r.replay.readDecodeFold, "events/s")
+  out += row("Engine.state: read, decode, Journal.fold", r.replay.readDecodeFold, "events/s")
   out += row("Engine.replay of 1000-step runs", r.replay.engineReplay, "events/s")
   out += ` memory — one engine, runs ${workload.concurrency} at a time (synchronous=NORMAL)\n`
   for (const p of r.memory) {

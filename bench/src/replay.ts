@@ -2,7 +2,7 @@
  * Replay: how fast a 100k-event log is read back and folded. The log is 100 runs of a 1000-step pipeline:
  * one run made by the engine, then copied under 99 new run ids. Reported against bare row iteration.
  */
-import { Engine, Event, EventStore, Journal, Pipeline, Step } from "@ledgerflow/core"
+import { Engine, type Event, EventStore, Pipeline, Step } from "@ledgerflow/core"
 import Database from "better-sqlite3"
 import { Effect, Schema } from "effect"
 import * as Ledgerflow from "./ledgerflow.js"
@@ -40,7 +40,7 @@ export interface ReplayResult {
   readonly bare: ReadonlyArray<Sample>
   /** The same plus `JSON.parse` of every event body. */
   readonly jsonParse: ReadonlyArray<Sample>
-  /** `EventStore.readEvents` + `Event.decodeAll` + `Journal.fold`, run by run (what a resume reads). */
+  /** `Engine.state`: read, decode for the fold, `Journal.fold`, run by run (what a resume or replay reads). */
   readonly readDecodeFold: ReadonlyArray<Sample>
   /** `Engine.replay` of 10 whole runs: read, decode, fold, and re-execute the pipeline against the log. */
   readonly engineReplay: ReadonlyArray<Sample>
@@ -110,8 +110,7 @@ export const measure = (options: { readonly repetitions: number }): Promise<Repl
         const stop = startTimer()
         let events = 0
         for (const runId of runIds) {
-          const state = Journal.fold(yield* Event.decodeAll(yield* store.readEvents(runId)))
-          events += state.events
+          events += (yield* Engine.state(runId)).events
         }
         return stop(events)
       })

@@ -136,3 +136,9 @@ export const events = (
   runId: string
 ): Effect.Effect<ReadonlyArray<Event.Event>, StoreError | Event.UnknownEvent, Engine> =>
   Effect.flatMap(Engine, (engine) => engine.events(runId))
+
+export const breakerState = (pipeline: Pipeline.Any): Effect.Effect<internal.BreakerState, StoreError, Engine> =>
+  Effect.flatMap(Engine, (engine) => engine.breakerState(pipeline))
+
+export const state = (runId: string): Effect.Effect<Journal.RunState, StoreError | Event.UnknownEvent, Engine> =>
+  Effect.flatMap(Engine, (engine) => engine.state(runId))

@@ -8,9 +8,7 @@
  * add latency (~40 µs a step, measured on sequential runs).
  *
  * Durability: commits reach the WAL without a flush; with a `WalSync` (a store opened `synchronous: "full"`)
- * a durable write resumes its caller once a flush of the WAL covers it: at once for a write made alone, else
- * one flush on the thread pool for everything committed before it started, while the event loop goes on
- * with the other runs.
+ * a batch holding a durable write is flushed before its callers resume: one flush per batch.
  */
 import type Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
@@ -45,8 +43,7 @@ export interface Writer {
 
 /** A write on its way: run inside a transaction, then its caller resumed. */
 interface Pending {
-  /** Its caller went away: skip it if not yet committed, stop waiting if committed. */
-  cancel: () => void
+  /** Its caller went away: skip it if not yet committed. */
   cancelled: boolean
   /** A write that must reach the disk before its caller resumes. */
   readonly durable: boolean
@@ -75,11 +72,8 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
     }
   })
 
-  /**
-   * Commit a batch in one transaction, then resume each caller (after the flush, for those that wait).
-   * \`alone\`: nothing else is running, so the flush is made at once rather than alongside other work.
-   */
-  const commit = (batch: ReadonlyArray<Pending>, alone: boolean) => {
+  /** Commit a batch in one transaction (flushed when it holds a durable write), then resume each caller. */
+  const commit = (batch: ReadonlyArray<Pending>) => {
     try {
       if (batch.length === 1) one.immediate(batch[0]!)
       else many.immediate(batch)
@@ -87,18 +81,21 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
       for (const pending of batch) pending.finish(cause)
       return
     }
-    walSync?.committed(batch.some((pending) => pending.durable), alone)
-    for (const pending of batch) {
-      if (walSync === undefined || !pending.durable || !pending.succeeded()) pending.finish()
-      else pending.cancel = walSync.whenDurable(pending.finish)
+    try {
+      walSync?.committed(batch.some((pending) => pending.durable))
+    } catch (cause) {
+      // Committed but not known durable: the durable writes fail; the others stand (they can be rebuilt).
+      for (const pending of batch) pending.finish(pending.durable && pending.succeeded() ? cause : undefined)
+      return
     }
+    for (const pending of batch) pending.finish()
   }
 
   const drain = () => {
     scheduled = false
     const batch = queue.filter((pending) => !pending.cancelled)
     queue = []
-    if (batch.length > 0) commit(batch, false)
+    if (batch.length > 0) commit(batch)
   }
 
   const submit = <A, E>(
@@ -109,7 +106,6 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
     Effect.async<A, E | StoreError.StoreError>((resume) => {
       let outcome: Exit.Exit<A, E | StoreError.StoreError> | undefined
       const pending: Pending = {
-        cancel: () => void (pending.cancelled = true),
         cancelled: false,
         durable,
         execute: () => {
@@ -129,7 +125,7 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
           )
       }
       if (alone && queue.length === 0 && !scheduled) {
-        commit([pending], true)
+        commit([pending])
       } else {
         queue.push(pending)
         if (!scheduled) {
@@ -137,7 +133,7 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
           setImmediate(drain)
         }
       }
-      return Effect.sync(() => pending.cancel())
+      return Effect.sync(() => void (pending.cancelled = true))
     })
 
   return { submit, flush: drain }
