@@ -148,7 +148,18 @@ const make = (
     const walSync = synchronous === "FULL" ? WalSync.make(filename) : undefined
     const writer = Writer.make(db, walSync)
     // Finalizers run in reverse: queued writes are committed, then flushed, before the connection closes.
-    if (walSync !== undefined) yield* Effect.addFinalizer(() => Effect.sync(walSync.close))
+    if (walSync !== undefined) {
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          try {
+            walSync.close()
+          } catch {
+            // Every durable write was flushed before its caller resumed; what a failed last flush may lose
+            // (a claim, a completion) is rebuilt from the log.
+          }
+        })
+      )
+    }
     yield* Effect.addFinalizer(() => Effect.sync(writer.flush))
     const store = internalStore.make({ db, writer, filename, busyTimeoutMs })
     return Context.make(EventStore.EventStore, store).pipe(Context.add(SqlClient.SqlClient, sql))
