@@ -344,4 +344,23 @@ describe("Engine", () => {
       expect(interrupted).toBe(true)
       expect(after).toBe(0)
     }).pipe(Effect.provide(EventStore.layerMemory)))
+
+  it.effect("an engine used outside its layer's scope still renews the leases of the runs it executes", () =>
+    Effect.gen(function*() {
+      // The layer's scope ends here, with its keeper: each run then keeps its own lease.
+      const engine = yield* Engine.Engine.pipe(Effect.provide(Engine.layer({ owner: "worker-a" })))
+      const started = yield* Deferred.make<void>()
+      const slow = Step.make({
+        name: "slow",
+        output: Schema.Number,
+        run: () => Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never))
+      })
+      const pipeline = Pipeline.make({ name: "slow", version: 1, input: Schema.Null, output: Schema.Number, run: () => slow() })
+      const fiber = yield* Effect.fork(engine.run(pipeline, null, { key: "k" }))
+      yield* Deferred.await(started)
+      yield* TestClock.adjust("10 seconds")
+      const [run] = yield* engine.runs({ pipeline: "slow" })
+      expect(run).toMatchObject({ owner: "worker-a", leaseExpiresAt: 40_000 })
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(EventStore.layerMemory)))
 })

@@ -16,18 +16,16 @@ import type { StepRunner } from "./runner.js"
 
 export class Leases {
   private readonly held = new Map<StepRunner, Fiber.RuntimeFiber<unknown, unknown>>()
-  private readonly ticks: Effect.Effect<never>
   private keeping = false
   /** Start the keeper in the engine layer's scope: it runs until that scope closes. */
   readonly keep: Effect.Effect<void, never, Scope.Scope>
 
   constructor(private readonly store: EventStoreService, private readonly leaseMs: number) {
-    this.ticks = this.renewAll().pipe(Effect.delay(Duration.millis(leaseMs / 3)), Effect.forever)
     this.keep = Effect.suspend(() => {
       this.keeping = true
       return Effect.zipRight(
         Effect.addFinalizer(() => Effect.sync(() => void (this.keeping = false))),
-        Effect.forkScoped(this.ticks)
+        Effect.forkScoped(this.tick(() => true))
       )
     })
   }
@@ -48,33 +46,42 @@ export class Leases {
         return restore(Fiber.await(fiber)).pipe(Effect.ensuring(Effect.sync(() => this.held.delete(runner))))
       })
     )
-    if (this.keeping) return held
-    // The engine is used outside its layer's scope, where its keeper stopped: this run keeps leases itself.
-    return Effect.scoped(Effect.zipRight(Effect.forkScoped(this.ticks), held))
+    return Effect.suspend(() =>
+      this.keeping
+        ? held
+        // The engine is used outside its layer's scope, where its keeper stopped: this run keeps its own lease.
+        : Effect.scoped(Effect.zipRight(Effect.forkScoped(this.tick((r) => r === runner)), held))
+    )
   }
 
-  /** Renew every held lease; a refused one stops its run. */
-  private renewAll(): Effect.Effect<void> {
+  /** Every third of the lease, renew the held leases that `which` picks. */
+  private tick(which: (runner: StepRunner) => boolean): Effect.Effect<never> {
+    return this.renew(which).pipe(Effect.delay(Duration.millis(this.leaseMs / 3)), Effect.forever)
+  }
+
+  /** Renew the held leases that `which` picks; a refused one stops its run. */
+  private renew(which: (runner: StepRunner) => boolean): Effect.Effect<void> {
     return Effect.suspend(() => {
-    if (this.held.size === 0) return Effect.void
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const leaseExpiresAt = now + this.leaseMs
-      return Effect.forEach(
-        [...this.held],
-        ([runner, fiber]) =>
-          this.store.renew({ runId: runner.config.runId, token: runner.config.token, now, leaseExpiresAt }).pipe(
-            Effect.matchEffect({
-              onSuccess: () => Effect.sync(() => void (runner.leaseExpiresAt = leaseExpiresAt)),
-              onFailure: (error) => {
-                runner.abort ??= error
-                this.held.delete(runner)
-                return Fiber.interruptFork(fiber)
-              }
-            })
-          ),
-        { concurrency: "unbounded", discard: true }
-      )
-    })
+      const due = [...this.held].filter(([runner]) => which(runner))
+      if (due.length === 0) return Effect.void
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const leaseExpiresAt = now + this.leaseMs
+        return Effect.forEach(
+          due,
+          ([runner, fiber]) =>
+            this.store.renew({ runId: runner.config.runId, token: runner.config.token, now, leaseExpiresAt }).pipe(
+              Effect.matchEffect({
+                onSuccess: () => Effect.sync(() => void (runner.leaseExpiresAt = leaseExpiresAt)),
+                onFailure: (error) => {
+                  runner.abort ??= error
+                  this.held.delete(runner)
+                  return Fiber.interruptFork(fiber)
+                }
+              })
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+      })
     })
   }
 }
