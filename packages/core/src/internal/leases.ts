@@ -5,6 +5,7 @@
  * nothing after it runs, and its late appends would be refused by the fencing token anyway.
  *
  * One keeper per engine instead of one timer fiber raced against each run: a run only registers itself.
+ * With no run held the keeper waits on a latch, so an idle engine sets no timers.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -16,6 +17,8 @@ import type { StepRunner } from "./runner.js"
 
 export class Leases {
   private readonly held = new Map<StepRunner, Fiber.RuntimeFiber<unknown, unknown>>()
+  /** Open while some run holds a lease: an idle engine's keeper sleeps on it instead of ticking. */
+  private readonly busy = Effect.unsafeMakeLatch(false)
   private keeping = false
   /** Start the keeper in the engine layer's scope: it runs until that scope closes. */
   readonly keep: Effect.Effect<void, never, Scope.Scope>
@@ -43,7 +46,8 @@ export class Leases {
     const held = Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Effect.fork(restore(program)), (fiber) => {
         this.held.set(runner, fiber)
-        return restore(Fiber.await(fiber)).pipe(Effect.ensuring(Effect.sync(() => this.held.delete(runner))))
+        this.busy.unsafeOpen()
+        return restore(Fiber.await(fiber)).pipe(Effect.ensuring(Effect.sync(() => this.release(runner))))
       })
     )
     return Effect.suspend(() =>
@@ -54,9 +58,18 @@ export class Leases {
     )
   }
 
-  /** Every third of the lease, renew the held leases that `which` picks. */
+  private release(runner: StepRunner) {
+    this.held.delete(runner)
+    if (this.held.size === 0) this.busy.unsafeClose()
+  }
+
+  /** While some run holds a lease, every third of the lease, renew the held leases that `which` picks. */
   private tick(which: (runner: StepRunner) => boolean): Effect.Effect<never> {
-    return this.renew(which).pipe(Effect.delay(Duration.millis(this.leaseMs / 3)), Effect.forever)
+    return this.busy.await.pipe(
+      Effect.zipRight(Effect.sleep(Duration.millis(this.leaseMs / 3))),
+      Effect.zipRight(this.renew(which)),
+      Effect.forever
+    )
   }
 
   /** Renew the held leases that `which` picks; a refused one stops its run. */
@@ -74,7 +87,7 @@ export class Leases {
                 onSuccess: () => Effect.sync(() => void (runner.leaseExpiresAt = leaseExpiresAt)),
                 onFailure: (error) => {
                   runner.abort ??= error
-                  this.held.delete(runner)
+                  this.release(runner)
                   return Fiber.interruptFork(fiber)
                 }
               })
