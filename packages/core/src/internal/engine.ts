@@ -201,7 +201,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         token: run.leaseToken,
         scope,
         leaseExpiresAt: run.leaseExpiresAt,
-        alone: () => leases.count <= 1,
+        alone: (runner) => leases.alone(runner),
         crashed,
         ...(budget !== undefined ? { budget: budget.limit, pricing: budget.pricing } : {})
       }))
@@ -438,42 +438,50 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const invalidKey = validateKey(key)
       if (invalidKey !== undefined) return yield* Effect.fail(invalidKey)
       while (true) {
-        // Only a run that does not exist yet is refused by the breaker: an existing key still returns its outcome.
-        if (Option.isNone(yield* store.findByKey(pipeline.name, key))) yield* checkBreaker(pipeline)
         const now = yield* Clock.currentTimeMillis
-        const runId = newRunId(now)
-        const expiresAt = now + leaseMs
-        const claim = yield* store.claim({
-          runId,
-          pipeline: pipeline.name,
-          version: pipeline.version,
-          key,
-          owner,
-          now,
-          leaseExpiresAt: expiresAt,
-          parentRunId: runOptions.parentRunId,
-          correlationId: runOptions.correlationId,
-          alone: leases.count === 0,
-          events: [
-            Event.encode(
-              new Event.RunStarted({
-                at: now,
-                pipeline: pipeline.name,
-                version: pipeline.version,
-                key,
-                input: encoded.right,
-                inputHash,
-                ...(runOptions.parentRunId !== undefined ? { parentRunId: runOptions.parentRunId } : {}),
-                ...(runOptions.correlationId !== undefined ? { correlationId: runOptions.correlationId } : {})
-              }, true)
-            ),
-            Event.encode(new Event.LeaseTaken({ at: now, owner, token: 1, expiresAt }, true))
-          ]
-        })
-        if (claim._tag === "Created") {
-          return yield* execute(pipeline, input, claim.run, Journal.empty, false, runOptions.budget)
+        const found = yield* store.findByKey(pipeline.name, key)
+        let existing: RunRecord
+        if (Option.isSome(found)) {
+          // A key that has a run (a redelivery) is answered from it: one read, no write to learn it again.
+          existing = found.value
+        } else {
+          // Only a run that does not exist yet is refused by the breaker: an existing key still returns its outcome.
+          yield* checkBreaker(pipeline)
+          const runId = newRunId(now)
+          const expiresAt = now + leaseMs
+          const claim = yield* store.claim({
+            runId,
+            pipeline: pipeline.name,
+            version: pipeline.version,
+            key,
+            owner,
+            now,
+            leaseExpiresAt: expiresAt,
+            parentRunId: runOptions.parentRunId,
+            correlationId: runOptions.correlationId,
+            alone: leases.alone(),
+            events: [
+              Event.encode(
+                new Event.RunStarted({
+                  at: now,
+                  pipeline: pipeline.name,
+                  version: pipeline.version,
+                  key,
+                  input: encoded.right,
+                  inputHash,
+                  ...(runOptions.parentRunId !== undefined ? { parentRunId: runOptions.parentRunId } : {}),
+                  ...(runOptions.correlationId !== undefined ? { correlationId: runOptions.correlationId } : {})
+                }, true)
+              ),
+              Event.encode(new Event.LeaseTaken({ at: now, owner, token: 1, expiresAt }, true))
+            ]
+          })
+          if (claim._tag === "Created") {
+            return yield* execute(pipeline, input, claim.run, Journal.empty, false, runOptions.budget)
+          }
+          // Another worker created it since the lookup.
+          existing = claim.run
         }
-        const existing = claim.run
         switch (existing.status) {
           case "completed":
             return yield* stored(pipeline, existing)

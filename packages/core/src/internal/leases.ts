@@ -33,9 +33,9 @@ export class Leases {
     })
   }
 
-  /** How many runs hold a lease here now. */
-  get count(): number {
-    return this.held.size
+  /** Whether no run but `runner` (if given) holds a lease here: nothing else of this engine is about to write. */
+  alone(runner?: StepRunner): boolean {
+    return this.held.size === (runner !== undefined && this.held.has(runner) ? 1 : 0)
   }
 
   /**

@@ -72,7 +72,7 @@ export interface RunnerConfig {
   /** Until when this worker's lease is known to hold. */
   readonly leaseExpiresAt: number
   /** True while no other run executes in this engine: the store need not wait to batch an append. */
-  readonly alone: () => boolean
+  readonly alone: (runner: StepRunner) => boolean
   /** The run's worker died mid-run (a rollback of a crash, not of a known failure). */
   readonly crashed?: boolean
   /** The run's spending limit, if any, and the prices that turn usage into dollars for it. */
@@ -586,7 +586,7 @@ export class StepRunner {
         events: withServed.map(Event.encode),
         now: first?.at ?? 0,
         durable,
-        alone: this.config.alone(),
+        alone: this.config.alone(this),
         ...(patch !== undefined ? { patch } : {})
       }).pipe(
         Effect.asVoid,
