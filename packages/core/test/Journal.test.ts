@@ -132,6 +132,22 @@ describe("Event", () => {
     { fastCheck: { numRuns: 300 } }
   )
 
+  it.prop(
+    "Event.make builds what the class constructor builds: same class, fields, order and encoding",
+    { event: Arbitrary.make(Event.Event) },
+    ({ event }) => {
+      const { _tag, ...props } = event as unknown as Record<string, unknown>
+      const klass = Event.Event.members.find((m) => m.identifier === _tag)!
+      const made = Event.make(klass, props as never)
+      const constructed = new klass(props as never, true)
+      expect(made).toBeInstanceOf(klass)
+      expect(made).toEqual(constructed)
+      expect(Object.keys(made)).toEqual(Object.keys(constructed))
+      expect(Event.encode(made)).toEqual(Event.encode(constructed))
+    },
+    { fastCheck: { numRuns: 300 } }
+  )
+
   it.effect("events round-trip through their encoding, failures included", () =>
     Effect.gen(function*() {
       const failure = Failure.transient("HTTP 429", { retryAfter: "3 seconds", rule: "http-status" })

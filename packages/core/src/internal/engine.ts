@@ -191,7 +191,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     crashed = false,
     budget?: { readonly limit: Pipeline.Budget; readonly pricing: PriceTable | undefined }
   ) =>
-    Effect.map(Scope.make(), (scope) =>
+    Effect.zipWith(Scope.make(), Effect.clock, (scope, clock) =>
       new StepRunner({
         runId: run.runId,
         mode,
@@ -201,6 +201,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         token: run.leaseToken,
         scope,
         leaseExpiresAt: run.leaseExpiresAt,
+        clock,
         alone: (runner) => leases.alone(runner),
         crashed,
         ...(budget !== undefined ? { budget: budget.limit, pricing: budget.pricing } : {})
@@ -270,7 +271,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           const at = yield* Clock.currentTimeMillis
           // Not synced on its own: if it is lost, the next start serves every step from the log and ends the
           // run the same way. The steps it rests on were synced.
-          yield* runner.append([new Event.RunCompleted({ at, output: encoded.right }, true)], { status: "completed" }, false)
+          yield* runner.append([Event.make(Event.RunCompleted, { at, output: encoded.right })], { status: "completed" }, false)
           yield* Scope.close(runner.config.scope, Exit.void)
           yield* stopped(runner)
           return exit.value
@@ -321,7 +322,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const fingerprint = `${stepId?.replace(/#\d+$|\[.*\]$/, "") ?? ""}|${Failure.fingerprint(failure)}`
       const undo = runner.pivot === undefined && runner.attention === undefined && runner.compensable.length > 0
       yield* runner.append([
-        new Event.RunFailed({ at, failure, fingerprint, ...(stepId !== undefined ? { stepId } : {}) }, true)
+        Event.make(Event.RunFailed, { at, failure, fingerprint, ...(stepId !== undefined ? { stepId } : {}) })
       ], {
         status: undo ? "compensating" : "failed",
         failure: {
@@ -342,18 +343,18 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const at = yield* Clock.currentTimeMillis
       if (runner.attention !== undefined) {
         yield* runner.append([
-          new Event.RunNeedsAttention({ at, reason: runner.attention.reason, pending: runner.attention.pending }, true)
+          Event.make(Event.RunNeedsAttention, { at, reason: runner.attention.reason, pending: runner.attention.pending })
         ], { status: "needs_attention" })
       } else if (undo) {
-        yield* runner.append([new Event.RunRolledBack({ at }, true)], { status: "rolled_back" })
+        yield* runner.append([Event.make(Event.RunRolledBack, { at })], { status: "rolled_back" })
       } else if (runner.pivot !== undefined && failure !== undefined && Failure.isDeterministic(failure)) {
         yield* runner.append([
-          new Event.RunNeedsAttention({
+          Event.make(Event.RunNeedsAttention, {
             at,
             reason:
               `the run is past its pivot (irreversible step ${runner.pivot} completed), so it cannot be rolled back, and it failed deterministically: fix the cause and resume it`,
             pending: []
-          }, true)
+          })
         ], { status: "needs_attention" })
       }
     })
@@ -395,8 +396,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         leaseExpiresAt: expiresAt,
         requireExpired,
         events: (token) => [
-          Event.encode(new Event.RunResumed({ at: now, reason }, true)),
-          Event.encode(new Event.LeaseTaken({ at: now, owner, token, expiresAt }, true))
+          Event.encode(Event.make(Event.RunResumed, { at: now, reason })),
+          Event.encode(Event.make(Event.LeaseTaken, { at: now, owner, token, expiresAt }))
         ],
         patch
       }).pipe(Effect.catchTag("LeaseLost", () =>
@@ -462,7 +463,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
             alone: leases.alone(),
             events: [
               Event.encode(
-                new Event.RunStarted({
+                Event.make(Event.RunStarted, {
                   at: now,
                   pipeline: pipeline.name,
                   version: pipeline.version,
@@ -471,9 +472,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
                   inputHash,
                   ...(runOptions.parentRunId !== undefined ? { parentRunId: runOptions.parentRunId } : {}),
                   ...(runOptions.correlationId !== undefined ? { correlationId: runOptions.correlationId } : {})
-                }, true)
+                })
               ),
-              Event.encode(new Event.LeaseTaken({ at: now, owner, token: 1, expiresAt }, true))
+              Event.encode(Event.make(Event.LeaseTaken, { at: now, owner, token: 1, expiresAt }))
             ]
           })
           if (claim._tag === "Created") {

@@ -71,6 +71,8 @@ export interface RunnerConfig {
   readonly scope: Scope.CloseableScope
   /** Until when this worker's lease is known to hold. */
   readonly leaseExpiresAt: number
+  /** The execution's clock (the fiber's `Clock` when it started): the step path reads it directly. */
+  readonly clock: Clock.Clock
   /** True while no other run executes in this engine: the store need not wait to batch an append. */
   readonly alone: (runner: StepRunner) => boolean
   /** The run's worker died mid-run (a rollback of a crash, not of a known failure). */
@@ -282,7 +284,7 @@ export class StepRunner {
     return Effect.gen(this, function*() {
       let attempt = 0
       let startedAt: number | undefined
-      yield* this.append([new Event.CompensationStarted({ at: yield* Clock.currentTimeMillis, stepId, attempt: 1 }, true)])
+      yield* this.append([Event.make(Event.CompensationStarted, { at: yield* Clock.currentTimeMillis, stepId, attempt: 1 })])
       while (true) {
         attempt += 1
         const now = yield* Clock.currentTimeMillis
@@ -295,7 +297,7 @@ export class StepRunner {
         }))
         const at = yield* Clock.currentTimeMillis
         if (Exit.isSuccess(exit)) {
-          yield* this.append([new Event.CompensationCompleted({ at, stepId, attempt }, true)])
+          yield* this.append([Event.make(Event.CompensationCompleted, { at, stepId, attempt })])
           this.compensated.add(stepId)
           return
         }
@@ -308,13 +310,13 @@ export class StepRunner {
           random: yield* Random.next
         })
         yield* this.append([
-          new Event.CompensationFailed({
+          Event.make(Event.CompensationFailed, {
             at,
             stepId,
             attempt,
             failure,
             ...(decision._tag === "Retry" ? { retryDelayMs: Duration.toMillis(decision.delay) } : {})
-          }, true)
+          })
         ])
         if (decision._tag === "GiveUp") {
           // Stop undoing: what is left, this step first, waits for `Engine.rollback` after a fix.
@@ -391,12 +393,12 @@ export class StepRunner {
       }
       if (retryAt !== undefined) {
         // A previous process scheduled this retry: keep its backoff.
-        const now = yield* Clock.currentTimeMillis
+        const now = this.config.clock.unsafeCurrentTimeMillis()
         if (retryAt > now) yield* Effect.sleep(Duration.millis(retryAt - now))
       }
       while (true) {
         attempt += 1
-        const startedAt = yield* Clock.currentTimeMillis
+        const startedAt = this.config.clock.unsafeCurrentTimeMillis()
         budgetStartedAt ??= startedAt
         if (startedAt >= this.leaseExpiresAt) {
           // This worker was stopped (or starved) past its lease: another may own the run. Start nothing.
@@ -416,7 +418,7 @@ export class StepRunner {
         if (step.irreversible) {
           // Durable before the body runs: a crash from here on leaves the step in doubt, never blindly re-sent.
           yield* this.append([
-            new Event.StepStarted({ at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey }, true)
+            Event.make(Event.StepStarted, { at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey })
           ])
         }
         const usage: Array<Usage> = []
@@ -437,9 +439,9 @@ export class StepRunner {
         if (Exit.isSuccess(exit)) {
           const encoded = step.codec.encodeOutput(exit.value)
           if (Either.isRight(encoded)) {
-            const at = yield* Clock.currentTimeMillis
+            const at = this.config.clock.unsafeCurrentTimeMillis()
             yield* this.append([
-              new Event.StepCompleted({
+              Event.make(Event.StepCompleted, {
                 at,
                 stepId,
                 name: step.name,
@@ -448,7 +450,7 @@ export class StepRunner {
                 startedAt,
                 output: encoded.right,
                 ...(usage.length > 0 ? { usage } : {})
-              }, true),
+              }),
               ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
             ])
             this.budget?.addSpent(usage)
@@ -466,7 +468,7 @@ export class StepRunner {
         } else {
           failure = classifyCause(exit.cause, step.classify)
         }
-        const at = yield* Clock.currentTimeMillis
+        const at = this.config.clock.unsafeCurrentTimeMillis()
         let decision: RetryPolicy.Decision
         if (failure.rule === "schema-drift") {
           // The reply's structure drifted from the Schema: retried at once, up to the step's own cap, apart
@@ -493,7 +495,7 @@ export class StepRunner {
           budgetAttempts += 1
         }
         yield* this.append([
-          new Event.StepAttemptFailed({
+          Event.make(Event.StepAttemptFailed, {
             at,
             stepId,
             name: step.name,
@@ -505,7 +507,7 @@ export class StepRunner {
               ? { retryDelayMs: Duration.toMillis(decision.delay) }
               : { giveUp: decision.reason }),
             ...(usage.length > 0 ? { usage } : {})
-          }, true),
+          }),
           ...(findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : [])
         ])
         this.budget?.addSpent(usage)
@@ -560,7 +562,7 @@ export class StepRunner {
       }
       const at = yield* Clock.currentTimeMillis
       yield* this.append([
-        new Event.StepCompleted({ at, stepId, name: step.name, inputHash, attempt, startedAt, output: encoded.right }, true)
+        Event.make(Event.StepCompleted, { at, stepId, name: step.name, inputHash, attempt, startedAt, output: encoded.right })
       ])
       this.claimed.add(stepId)
       return Option.some(yield* this.completed(step, stepId, input, found.value.value))
@@ -577,7 +579,7 @@ export class StepRunner {
       if (this.abort !== undefined && this.abort._tag !== "ReplayStopped") return Effect.interrupt
       const first = events[0]
       const withServed = this.servedPending.length > 0 && first !== undefined
-        ? [new Event.StepsServed({ at: first.at, stepIds: this.servedPending }, true), ...events]
+        ? [Event.make(Event.StepsServed, { at: first.at, stepIds: this.servedPending }), ...events]
         : events
       this.servedPending = []
       return this.config.store.append({
@@ -609,7 +611,7 @@ const findingEvents = (
   attempt: number
 ): ReadonlyArray<Event.StepFinding> =>
   findings.map((f) =>
-    new Event.StepFinding({
+    Event.make(Event.StepFinding, {
       at,
       stepId,
       name,
@@ -618,7 +620,7 @@ const findingEvents = (
       message: f.message,
       ...(f.limit !== undefined ? { limit: f.limit } : {}),
       ...(f.actual !== undefined ? { actual: f.actual } : {})
-    }, true)
+    })
   )
 
 /** Classify what a step attempt failed with: its typed error (by the step's own rule) or a defect. */
