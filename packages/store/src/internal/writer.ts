@@ -103,8 +103,9 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
     onError: (cause: unknown) => StoreError.StoreError,
     { alone = false, durable = true }: SubmitOptions = {}
   ): Effect.Effect<A, E | StoreError.StoreError> =>
-    Effect.async<A, E | StoreError.StoreError>((resume) => {
+    Effect.suspend(() => {
       let outcome: Exit.Exit<A, E | StoreError.StoreError> | undefined
+      let resume: (exit: Exit.Exit<A, E | StoreError.StoreError>) => void = () => {}
       const pending: Pending = {
         cancelled: false,
         durable,
@@ -125,15 +126,22 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
           )
       }
       if (alone && queue.length === 0 && !scheduled) {
+        // Committed (and flushed) before this returns: the caller's fiber goes on with the outcome, without
+        // suspending on a callback.
+        let result: Exit.Exit<A, E | StoreError.StoreError> | undefined
+        resume = (exit) => void (result = exit)
         commit([pending])
-      } else {
+        return result ?? Exit.die(new Error("a write committed at once did not finish"))
+      }
+      return Effect.async<A, E | StoreError.StoreError>((callback) => {
+        resume = callback
         queue.push(pending)
         if (!scheduled) {
           scheduled = true
           setImmediate(drain)
         }
-      }
-      return Effect.sync(() => void (pending.cancelled = true))
+        return Effect.sync(() => void (pending.cancelled = true))
+      })
     })
 
   return { submit, flush: drain }
