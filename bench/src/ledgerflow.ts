@@ -78,7 +78,8 @@ export const measure = (options: Options): Promise<Sample> =>
 
 /**
  * The store alone: `EventStore.append` of one pre-encoded step event per call, sequentially, through the
- * store's writer (runs claimed before the clock starts). What the engine adds is the rest.
+ * store's writer as the engine's sequential path calls it (runs claimed before the clock starts). What the
+ * engine adds is the rest.
  */
 export const measureStoreAppend = (options: { readonly runs: number; readonly synchronous: Synchronous }) =>
   Effect.runPromise(
@@ -112,7 +113,10 @@ export const measureStoreAppend = (options: { readonly runs: number; readonly sy
           )))
       const stop = startTimer()
       for (let run = 0; run < options.runs; run++) {
-        for (const event of events[run]!) yield* store.append({ runId: `run-${run}`, token: 1, events: [event], now })
+        // `alone`, as the engine marks a sequential run's appends: committed at once, no batching hop.
+        for (const event of events[run]!) {
+          yield* store.append({ runId: `run-${run}`, token: 1, events: [event], now, alone: true })
+        }
       }
       return stop(options.runs * workload.steps)
     }).pipe(Effect.provide(SqliteStore.layer({ filename: freshFile("store-append"), synchronous: options.synchronous })))
