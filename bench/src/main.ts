@@ -12,7 +12,7 @@ import * as Peer from "./peer.js"
 import * as Replay from "./replay.js"
 import { cleanUp, memory, medianSample, perSecond, round, type Sample, startTimer, workload } from "./support.js"
 
-const repetitions = 3
+const repetitions = 5
 const peerRuns = { sequentialRuns: 20, concurrentRuns: 48 }
 const memoryCheckpoints = [200, 1000, 2000]
 
