@@ -3,7 +3,7 @@
  * store and each real one. Each test gets a fresh store from `makeLayer`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Event, EventStore } from "@ledgerflow/core"
+import { Event, EventStore, Usage } from "@ledgerflow/core"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -480,6 +480,53 @@ export const conformance = (
         expect(yield* store.readEvents("nope")).toEqual([])
         const decoded = yield* Event.decode((yield* store.readEvents("run-1", 3))[0]!)
         expect(decoded).toMatchObject({ _tag: "StepCompleted", stepId: "a", output: { unicode: "é ✓ 😀" } })
+      })
+    )
+
+    test(
+      "a completion's step columns are kept by claim, acquire and append and read back with it; other events have none",
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const columns = (stepId: string, at: number) => ({
+          stepId,
+          name: stepId,
+          inputHash: `input-${stepId}`,
+          attempt: 1,
+          startedAt: at - 1
+        })
+        const paid = Event.encode(
+          new Event.StepCompleted({
+            ...columns("paid", 4_000),
+            at: 4_000,
+            output: null,
+            usage: [new Usage.Usage({ model: "claude-x", inputTokens: 10, outputTokens: 5 })]
+          })
+        )
+        expect(paid.step).toBeUndefined()
+        yield* created("run-1", "key-1", {
+          events: [runStarted(1_000, "key-1"), leaseTaken(1_000, "worker-1", 1, 31_000), stepCompleted(1_001, "c")]
+        })
+        yield* store.acquire({
+          runId: "run-1",
+          expectedToken: 1,
+          owner: "worker-2",
+          now: 2_000,
+          leaseExpiresAt: 32_000,
+          requireExpired: false,
+          events: (token) => [leaseTaken(2_000, "worker-2", token, 32_000), stepCompleted(2_001, "a")]
+        })
+        yield* store.append({ runId: "run-1", token: 2, events: [stepCompleted(3_000, "b"), paid], now: 4_000 })
+        const log = yield* store.readEvents("run-1")
+        expect(log.map((e) => [e.type, e.step])).toEqual([
+          ["RunStarted", undefined],
+          ["LeaseTaken", undefined],
+          ["StepCompleted", columns("c", 1_001)],
+          ["LeaseTaken", undefined],
+          ["StepCompleted", columns("a", 2_001)],
+          ["StepCompleted", columns("b", 3_000)],
+          ["StepCompleted", undefined]
+        ])
+        expect((yield* store.readEvents("run-1", 6))[0]!.step).toEqual(columns("b", 3_000))
       })
     )
 
