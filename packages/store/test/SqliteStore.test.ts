@@ -1,6 +1,6 @@
 import { Migrator, SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Engine, Event, EventStore, Failure, Pipeline, Step, Usage } from "@ledgerflow/core"
+import { Engine, Event, EventStore, Failure, Journal, Pipeline, Step, Usage } from "@ledgerflow/core"
 import { SqliteStore } from "@ledgerflow/store"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
@@ -259,9 +259,21 @@ describe("SqliteStore", () => {
           // A damaged body does not stop the migration; its row keeps no columns.
           expect(rowsOf("run-damaged").filter((e) => e.step_id !== null)).toEqual([])
 
-          // The store hands the columns back with the event; the resume serves both completions.
+          // The store hands the columns back with the event, and the fold takes fetch's completion from them
+          // (summarize's, with usage, from its body): the same state as the fold of the decoded events.
           expect((yield* EventStore.EventStore.pipe(Effect.flatMap((store) => store.readEvents(run!.runId))))
             .flatMap((e) => e.step === undefined ? [] : [e.step.stepId])).toEqual(["fetch#0"])
+          const state = yield* Engine.state(run!.runId)
+          expect(state.steps.get("fetch#0")?.completed?.output._tag).toBe("Stored")
+          const decoded = Journal.fold(yield* Engine.events(run!.runId))
+          const steps = (s: Journal.RunState) =>
+            [...s.steps.values()].map((e) => ({
+              ...e,
+              completed: e.completed && { ...e.completed, output: Journal.readOutput(e.completed.output) }
+            }))
+          expect(steps(state)).toEqual(steps(decoded))
+          expect(state.steps.get("summarize#0")?.usage).toHaveLength(1)
+          // The resume serves both completions and runs only the step that failed.
           insertFails = false
           expect(yield* Engine.resume(pipeline, run!.runId)).toBe(7)
           expect(bodies).toEqual({ fetch: 1, summarize: 1, insert: 2 })
