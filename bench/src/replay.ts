@@ -46,7 +46,7 @@ export interface ReplayResult {
   readonly engineReplay: ReadonlyArray<Sample>
 }
 
-/** Copy a run's row and events under new ids, in one transaction on a raw connection. */
+/** Copy a run's row and events (every column) under new ids, in one transaction on a raw connection. */
 const copyRun = (filename: string, source: string, count: number): Array<string> => {
   const db = new Database(filename)
   try {
@@ -56,8 +56,11 @@ const copyRun = (filename: string, source: string, count: number): Array<string>
       `INSERT INTO runs (run_id, key, ${runColumns.join(", ")})
        SELECT @id, @id, ${runColumns.join(", ")} FROM runs WHERE run_id = @source`
     )
+    const eventColumns = db.prepare<[], string>("SELECT name FROM pragma_table_info('events')").pluck().all()
+      .filter((c) => c !== "run_id")
     const copyEvents = db.prepare(
-      "INSERT INTO events (run_id, seq, type, v, at, data) SELECT @id, seq, type, v, at, data FROM events WHERE run_id = @source"
+      `INSERT INTO events (run_id, ${eventColumns.join(", ")})
+       SELECT @id, ${eventColumns.join(", ")} FROM events WHERE run_id = @source`
     )
     const ids = Array.from({ length: count }, (_, i) => `${source}-copy-${i}`)
     db.transaction(() => {

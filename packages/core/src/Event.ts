@@ -187,6 +187,19 @@ export type EventType = Event["_tag"]
 /** The event types this reader knows, with the newest format version of each. */
 export const knownTypes: ReadonlySet<string> = new Set<string>(Event.members.map((m) => m.identifier))
 
+/**
+ * What the journal's fold reads of a step's completion besides its output, kept by the store beside the
+ * body: a resume or replay folds a completion from these without parsing its body, and parses the body
+ * only for the completions it serves. They equal the body's fields of the same names.
+ */
+export interface StepColumns {
+  readonly stepId: string
+  readonly name: string
+  readonly inputHash: string
+  readonly attempt: number
+  readonly startedAt: number
+}
+
 /** An event as the store keeps it: envelope columns plus the encoded body as JSON text. */
 export interface StoredEvent {
   readonly runId: string
@@ -195,6 +208,8 @@ export interface StoredEvent {
   readonly v: number
   readonly at: number
   readonly data: string
+  /** The step columns of a `StepCompleted` appended with them (see `NewEvent.step`); absent otherwise. */
+  readonly step?: StepColumns | undefined
 }
 
 /** An event encoded for appending; the store assigns `runId` and `seq`. */
@@ -203,6 +218,11 @@ export interface NewEvent {
   readonly v: number
   readonly at: number
   readonly data: string
+  /**
+   * Set by `encode` for a `StepCompleted` without usage (nearly all of a log): the store keeps it and hands
+   * it back with the event. A completion with usage is folded from its body (budgets read its usage).
+   */
+  readonly step?: StepColumns | undefined
 }
 
 /** The log holds an event this code does not know: written by a newer ledgerflow, or damaged. */
@@ -249,13 +269,40 @@ const codecs: ReadonlyMap<string, Codec> = new Map(Event.members.map((m) => [m.i
 export const encode = (event: Event): NewEvent => {
   const codec = codecs.get(event._tag)!
   const plain = codec.transformed.every((field) => (event as unknown as Record<string, unknown>)[field] === undefined)
-  return {
+  const encoded = {
     type: event._tag,
     v: FORMAT_VERSION,
     at: event.at,
     data: JSON.stringify(plain ? event : codec.encode(event))
   }
+  return event._tag === "StepCompleted" && event.usage === undefined && keepsInColumns(event)
+    ? {
+      ...encoded,
+      step: {
+        stepId: event.stepId,
+        name: event.name,
+        inputHash: event.inputHash,
+        attempt: event.attempt,
+        startedAt: event.startedAt
+      }
+    }
+    : encoded
 }
+
+/** A lone UTF-16 surrogate: JSON keeps it (escaped), a UTF-8 text column does not. */
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** An integer that JSON writes and reads back as itself (not -0, NaN, ±Infinity or beyond 2^53). */
+const isJsonInteger = (n: number): boolean => Number.isSafeInteger(n) && !Object.is(n, -0)
+
+/**
+ * A completion whose step columns, as any store keeps them, equal what its body decodes to: the engine's
+ * are (millisecond clocks, attempt counts), short of a step name with a lone surrogate. Any other is
+ * folded from its body.
+ */
+const keepsInColumns = (event: StepCompleted): boolean =>
+  isJsonInteger(event.at) && isJsonInteger(event.attempt) && isJsonInteger(event.startedAt) &&
+  !loneSurrogate.test(event.stepId) && !loneSurrogate.test(event.name) && !loneSurrogate.test(event.inputHash)
 
 /**
  * The log's commonest event, decoded without the Schema interpreter when its shape is plainly right (a

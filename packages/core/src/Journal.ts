@@ -2,7 +2,10 @@
  * The journal: a run's event log folded into what the engine needs to resume it — which steps completed
  * (with their encoded outputs), how many attempts each has spent, and the run's outcome. A pure fold.
  */
-import type * as Event from "./Event.js"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Predicate from "effect/Predicate"
+import * as Event from "./Event.js"
 import type { RunStatus } from "./EventStore.js"
 import type * as Failure from "./Failure.js"
 import type { Usage } from "./Usage.js"
@@ -28,7 +31,8 @@ export interface StepEntry {
   /** The last failure and whether it ended the step (no retry scheduled). */
   readonly lastFailure?: { readonly failure: Failure.Failure; readonly final: boolean; readonly at: number }
   readonly completed?: {
-    readonly output: unknown
+    /** The step's output as its Schema encoded it; read it with `readOutput` (it may still be in the log). */
+    readonly output: Output
     readonly attempt: number
     readonly at: number
     readonly usage: ReadonlyArray<Usage>
@@ -56,10 +60,83 @@ export interface RunState {
 }
 
 /**
+ * A completion's encoded output: at hand when the fold was given decoded events; still in the stored
+ * event's body when it folded the store's rows (`foldStored`), parsed only when the step is served.
+ */
+export type Output =
+  | { readonly _tag: "Decoded"; readonly value: unknown }
+  | { readonly _tag: "Stored"; readonly event: Event.StoredEvent }
+
+/**
+ * A completion's encoded output. A stored body that is not a JSON object, or names another step than its
+ * columns, is damaged: an `UnknownEvent` naming the event, worded as `Event.decode` words it.
+ */
+export const readOutput = (output: Output): Either.Either<unknown, Event.UnknownEvent> => {
+  if (output._tag === "Decoded") return Either.right(output.value)
+  const stored = output.event
+  const damaged = (why: string) =>
+    Either.left(
+      new Event.UnknownEvent({
+        runId: stored.runId,
+        seq: stored.seq,
+        type: stored.type,
+        v: stored.v,
+        message: `event #${stored.seq} (${stored.type}) of run ${stored.runId} ${why}`
+      })
+    )
+  let json: unknown
+  try {
+    json = JSON.parse(stored.data)
+  } catch {
+    return damaged("is not valid JSON")
+  }
+  if (!Predicate.isRecord(json)) return damaged("does not match its schema: it is not an object")
+  if (json["stepId"] !== stored.step?.stepId || json["inputHash"] !== stored.step?.inputHash) {
+    return damaged(
+      `is damaged: its body is of step ${String(json["stepId"])} with input hash ${
+        String(json["inputHash"])
+      }, its columns of step ${stored.step?.stepId} with ${stored.step?.inputHash}`
+    )
+  }
+  // A step whose output encodes to `undefined` (a `Schema.Void` output) is written without the key.
+  return Either.right(json["output"])
+}
+
+/**
  * Fold a run's events, in seq order, into its state. Events of different steps commute; per step, order
  * matters. The fold mutates only values it created, so it is linear in the number of events.
  */
 export const fold = (events: Iterable<Event.Event>): RunState => {
+  const folder = makeFolder()
+  for (const event of events) folder.add(event)
+  return folder.state()
+}
+
+/**
+ * Fold a run's stored events, as `fold` folds them decoded, without parsing the body of a completion that
+ * came with its step columns: its output stays in the log until the step is served (`readOutput`). Every
+ * other event is decoded; an unknown type or version, or a damaged body, is the `UnknownEvent` of
+ * `Event.decode`.
+ */
+export const foldStored = (stored: ReadonlyArray<Event.StoredEvent>): Effect.Effect<RunState, Event.UnknownEvent> =>
+  Effect.suspend(() => {
+    const folder = makeFolder()
+    for (const s of stored) {
+      if (s.step !== undefined && s.type === "StepCompleted" && s.v >= 1 && s.v <= Event.FORMAT_VERSION) {
+        folder.completion(s.step, s.at, { _tag: "Stored", event: s }, noUsage)
+        continue
+      }
+      const decoded = Event.decodeEither(s)
+      if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+      folder.add(decoded.right)
+    }
+    return Effect.succeed(folder.state())
+  })
+
+const noUsage: ReadonlyArray<Usage> = []
+
+/** The fold's state and its two inputs: a decoded event (`add`), or a completion from its step columns. */
+const makeFolder = () => {
   let status: RunState["status"] = "new"
   let started: Event.RunStarted | undefined
   const steps = new Map<string, Mutable<StepEntry>>()
@@ -90,7 +167,26 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
     return e
   }
 
-  for (const event of events) {
+  /** A step completed (again): the same for a decoded `StepCompleted` and one folded from its columns. */
+  const completion = (step: Event.StepColumns, at: number, output: Output, usage: ReadonlyArray<Usage>) => {
+    count++
+    const e = entry(step.stepId, step.name, step.inputHash, step.startedAt)
+    delete e.inDoubt
+    delete e.retryAt
+    if (e.completed === undefined || e.compensation === "completed") {
+      // A first completion, or a new one after the step was undone: it completes (again) now.
+      if (e.compensation === "completed") completionOrder.splice(completionOrder.indexOf(step.stepId), 1)
+      completionOrder.push(step.stepId)
+      delete e.compensation
+    }
+    e.completed = { output, attempt: step.attempt, at, usage }
+    if (usage.length > 0) e.usage = [...e.usage, ...usage]
+  }
+
+  const add = (event: Event.Event) => {
+    if (event._tag === "StepCompleted") {
+      return completion(event, event.at, { _tag: "Decoded", value: event.output }, event.usage ?? noUsage)
+    }
     count++
     switch (event._tag) {
       case "RunStarted":
@@ -132,21 +228,6 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
         else delete e.retryAt
         e.lastFailure = { failure: event.failure, final: event.retryDelayMs === undefined, at: event.at }
         if (event.usage !== undefined) e.usage = [...e.usage, ...event.usage]
-        break
-      }
-      case "StepCompleted": {
-        const e = entry(event.stepId, event.name, event.inputHash, event.startedAt)
-        delete e.inDoubt
-        delete e.retryAt
-        if (e.completed === undefined || e.compensation === "completed") {
-          // A first completion, or a new one after the step was undone: it completes (again) now.
-          if (e.compensation === "completed") completionOrder.splice(completionOrder.indexOf(event.stepId), 1)
-          completionOrder.push(event.stepId)
-          delete e.compensation
-        }
-        const usage = event.usage ?? []
-        e.completed = { output: event.output, attempt: event.attempt, at: event.at, usage }
-        if (usage.length > 0) e.usage = [...e.usage, ...usage]
         break
       }
       case "StepFinding":
@@ -191,7 +272,8 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
         break
     }
   }
-  return {
+
+  const state = (): RunState => ({
     status,
     ...(started !== undefined ? { started } : {}),
     steps,
@@ -201,7 +283,9 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
     served,
     resumes,
     events: count
-  }
+  })
+
+  return { add, completion, state }
 }
 
 /** A run with no events: what a new run starts from. */

@@ -193,6 +193,42 @@ describe("Engine", () => {
       expect(counters).toEqual({ fetch: 1, summarize: 1, write: 1, insert: 1, webhook: 1 })
     }).pipe(Effect.provide(EngineMemory)))
 
+  it.effect("a damaged completion is reported when it is served: resume and replay fail naming the event, nothing re-runs", () =>
+    Effect.gen(function*() {
+      const counters = makeCounters()
+      const missingColumn = Failure.deterministic("SqliteError: no such column: region", { rule: "sqlite-code" })
+      const pipeline = seedPipeline(counters, { webhook: [], insert: [missingColumn] })
+      yield* Effect.exit(Engine.run(pipeline, { account: "acme" }))
+      const [original] = yield* Engine.runs()
+      // The same log under another run, with the body of summarize's completion cut short (a damaged file).
+      const store = yield* EventStore.EventStore
+      const log = yield* store.readEvents(original!.runId)
+      const damagedSeq = log.find((e) => e.step?.stepId === "summarize#0")!.seq
+      const copy = log.map(({ at, data, seq, step, type, v }) => ({
+        type,
+        v,
+        at,
+        data: seq === damagedSeq ? data.slice(0, 30) : data,
+        ...(step !== undefined ? { step } : {})
+      }))
+      yield* store.claim({ ...original!, runId: "run_copy", key: "copy", now: 1, events: copy.slice(0, 2) })
+      yield* store.append({ runId: "run_copy", token: 1, events: copy.slice(2), patch: { status: "failed" }, now: 2 })
+
+      // The fold does not read completion bodies: the run's state is there, the damage found when served.
+      expect([...(yield* Engine.state("run_copy")).steps.keys()]).toEqual(["fetch#0", "summarize#0", "write-file#0", "insert-row#0"])
+      const resumed = yield* Effect.flip(Engine.resume(pipeline, "run_copy"))
+      expect(resumed).toMatchObject({
+        _tag: "UnknownEvent",
+        runId: "run_copy",
+        seq: damagedSeq,
+        message: `event #${damagedSeq} (StepCompleted) of run run_copy is not valid JSON`
+      })
+      const replayed = yield* Effect.flip(Engine.replay(pipeline, "run_copy"))
+      expect(replayed).toMatchObject({ _tag: "UnknownEvent", seq: damagedSeq })
+      expect((yield* Effect.flip(Engine.events("run_copy")))._tag).toBe("UnknownEvent")
+      expect(counters).toEqual({ fetch: 1, summarize: 1, write: 1, insert: 1, webhook: 0 })
+    }).pipe(Effect.provide(EngineMemory)))
+
   it.effect("a changed step input is a divergence: replay reports it, resume refuses unless told to re-execute", () =>
     Effect.gen(function*() {
       let suffix = ""

@@ -52,6 +52,24 @@ const interleave = (histories: Array<Array<Event.Event>>, picks: ReadonlyArray<n
 
 const started = new Event.RunStarted({ at: 0, pipeline: "p", version: "1", key: "k", input: null, inputHash: "h" })
 
+/** Events as a store hands them back: envelope, body and (for most completions) step columns. */
+const store = (events: ReadonlyArray<Event.Event>): Array<Event.StoredEvent> =>
+  events.map((event, i) => ({ runId: "run_1", seq: i + 1, ...Event.encode(event) }))
+
+/** A fold's state with each completion's output read (from the log when it was folded from its columns). */
+const withOutputs = (state: Journal.RunState) => ({
+  ...state,
+  steps: [...state.steps.entries()].map(([stepId, entry]) => [stepId, {
+    ...entry,
+    completed: entry.completed && { ...entry.completed, output: Journal.readOutput(entry.completed.output) }
+  }])
+})
+
+/** Any completion (any field values, with or without usage), of one of two steps so that some repeat. */
+const anyCompletion = fc.tuple(Arbitrary.make(Event.StepCompleted), fc.constantFrom("a#0", "b#0")).map(
+  ([event, stepId]) => new Event.StepCompleted({ ...event, stepId })
+)
+
 describe("Journal.fold", () => {
   it.prop(
     "any interleaving of the steps' events folds to the same state per step",
@@ -75,6 +93,53 @@ describe("Journal.fold", () => {
       })
     }
   )
+
+  it.prop(
+    "folding stored events, completions from their step columns, is folding them decoded, on any events",
+    {
+      events: fc.array(
+        fc.oneof({ arbitrary: anyCompletion, weight: 3 }, { arbitrary: Arbitrary.make(Event.Event), weight: 1 }),
+        { maxLength: 10 }
+      )
+    },
+    ({ events }) => {
+      const stored = store([started, ...events])
+      const viaColumns = Effect.runSync(Effect.either(Journal.foldStored(stored)))
+      const decoded = Effect.runSync(Effect.either(Effect.map(Event.decodeAll(stored), Journal.fold)))
+      expect(Either.map(viaColumns, withOutputs)).toEqual(Either.map(decoded, withOutputs))
+    },
+    { fastCheck: { numRuns: 300 } }
+  )
+
+  it("a completion folded from its columns is read when served: a damaged body is an UnknownEvent naming it", () => {
+    const completed = new Event.StepCompleted({
+      at: 10,
+      stepId: "fetch#0",
+      name: "fetch",
+      inputHash: "h1",
+      attempt: 1,
+      startedAt: 9,
+      output: { rows: 3 }
+    })
+    const [head, body] = store([started, completed])
+    const output = (stored: Event.StoredEvent) => {
+      const state = Effect.runSync(Journal.foldStored([head!, stored]))
+      return Journal.readOutput(state.steps.get("fetch#0")!.completed!.output)
+    }
+    expect(output(body!)).toEqual(Either.right({ rows: 3 }))
+    // The fold does not read the body: a damaged one folds, and is reported when the step is served.
+    const notJson = output({ ...body!, data: body!.data.slice(0, 20) })
+    expect(Either.isLeft(notJson) && notJson.left).toMatchObject({
+      _tag: "UnknownEvent",
+      seq: 2,
+      message: "event #2 (StepCompleted) of run run_1 is not valid JSON"
+    })
+    const otherStep = output({ ...body!, data: body!.data.replace("fetch#0", "fetch#1") })
+    expect(Either.isLeft(otherStep) && otherStep.left.message).toContain("its body is of step fetch#1")
+    // Its type and version are still checked when it is folded.
+    const newer = Effect.runSync(Effect.flip(Journal.foldStored([head!, { ...body!, v: 9 }])))
+    expect(newer.message).toContain("format version 9")
+  })
 
   it("a resume after a failure opens a new retry budget; a takeover after a crash keeps it", () => {
     const failed = stepHistory(0, 3, false)

@@ -1,6 +1,6 @@
 import { Migrator, SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Event, EventStore } from "@ledgerflow/core"
+import { Engine, Event, EventStore, Failure, Journal, Pipeline, Step, Usage } from "@ledgerflow/core"
 import { SqliteStore } from "@ledgerflow/store"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process"
 import { createHash, randomUUID } from "node:crypto"
 import * as fs from "node:fs"
@@ -150,11 +151,139 @@ describe("SqliteStore", () => {
       )
       db.close()
       const { sql, store } = yield* open({ filename })
-      expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([{ value: "2" }])
+      expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
+        { value: String(SqliteStore.schemaVersion) }
+      ])
       expect(Option.getOrThrow(yield* store.getRun("run-1"))).toMatchObject({ status: "running", lastSeq: 3, leaseToken: 1 })
       expect((yield* store.readEvents("run-1")).map((e) => e.data)).toEqual(events.map((e) => e.data))
       expect(yield* store.append({ runId: "run-1", token: 1, expectedSeq: 3, events: [events[2]!], now: 2_000 })).toBe(4)
     }).pipe(Effect.scoped))
+
+  it.live(
+    "a store of schema 2 is migrated in place: completions get their step columns from their bodies, and a failed run resumes serving them",
+    () =>
+      Effect.gen(function*() {
+        // A run as the engine writes it: fetch and a paid summarize complete, then insert fails deterministically.
+        const bodies = { fetch: 0, summarize: 0, insert: 0 }
+        let insertFails = true
+        const fetch = Step.make({
+          name: "fetch",
+          input: Schema.String,
+          output: Schema.Struct({ rows: Schema.Number }),
+          run: (account) => Effect.sync(() => (bodies.fetch++, { rows: account.length }))
+        })
+        const summarize = Step.make({
+          name: "summarize",
+          input: Schema.Number,
+          output: Schema.String,
+          run: (rows, context) =>
+            context.reportUsage(new Usage.Usage({ model: "claude-x", inputTokens: 100, outputTokens: 20 })).pipe(
+              Effect.zipRight(Effect.sync(() => (bodies.summarize++, `summary of ${rows} rows`)))
+            )
+        })
+        const insert = Step.make({
+          name: "insert",
+          input: Schema.String,
+          output: Schema.Number,
+          run: () =>
+            Effect.suspend(() => (bodies.insert++, insertFails
+              ? Effect.fail(Failure.deterministic("no such column: region", { rule: "sqlite-code" }))
+              : Effect.succeed(7)))
+        })
+        const pipeline = Pipeline.make({
+          name: "report",
+          version: 1,
+          input: Schema.String,
+          output: Schema.Number,
+          run: (account) =>
+            Effect.gen(function*() {
+              const { rows } = yield* fetch(account)
+              return yield* insert(yield* summarize(rows))
+            })
+        })
+        const engineOn = (filename: string) =>
+          Engine.layer().pipe(Layer.provideMerge(SqliteStore.layer({ filename })))
+        const written = freshFile()
+        yield* Effect.exit(Engine.run(pipeline, "acme")).pipe(Effect.provide(engineOn(written)))
+        expect(bodies).toEqual({ fetch: 1, summarize: 1, insert: 1 })
+
+        // The same rows in a store of schema 2, whose events have no step columns; and a damaged completion.
+        const filename = freshFile()
+        fs.mkdirSync(path.dirname(filename), { recursive: true, mode: 0o700 })
+        const firstTwo = ["0001_create_runs_and_events", "0002_events_clustered_by_run"]
+        yield* Migrator.make({})({
+          loader: Migrator.fromRecord(Object.fromEntries(firstTwo.map((id) => [id, SqliteStore.migrations[id]!]))),
+          table: "ledgerflow_migrations"
+        }).pipe(Effect.provide(SqliteClient.layer({ filename })), Effect.scoped)
+        const db = new Database(filename)
+        db.prepare("ATTACH DATABASE ? AS written").run(written)
+        db.exec(`INSERT INTO runs SELECT * FROM written.runs;
+          INSERT INTO runs SELECT 'run-damaged', pipeline, version, 'damaged', status, created_at, updated_at, owner,
+            lease_token, lease_expires_at, failure_class, failure_fingerprint, failure_reason, parent_run_id,
+            correlation_id FROM written.runs;
+          INSERT INTO events (run_id, seq, type, v, at, data) SELECT run_id, seq, type, v, at, data FROM written.events;
+          INSERT INTO events (run_id, seq, type, v, at, data)
+            SELECT 'run-damaged', seq, type, v, at, substr(data, 1, 30) FROM written.events`)
+        db.close()
+        /** A run's event rows with their step columns, read with a raw connection. */
+        const rowsOf = (runId: string) => {
+          const raw = new Database(filename, { readonly: true })
+          try {
+            return raw.prepare<[string], { type: string; data: string; step_id: string | null }>(
+              `SELECT type, data, step_id, step_name, input_hash, attempt, started_at FROM events WHERE run_id = ? ORDER BY seq`
+            ).all(runId)
+          } finally {
+            raw.close()
+          }
+        }
+
+        yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([{ value: "3" }])
+          const run = (yield* Engine.runs()).find((r) => r.runId !== "run-damaged")
+          const migrated = rowsOf(run!.runId)
+          // fetch's completion got its columns from its body; summarize's (with usage) and other events none.
+          const completions = migrated.filter((e) => e.type === "StepCompleted")
+          expect(completions).toHaveLength(2)
+          const body = JSON.parse(completions[0]!.data)
+          expect(completions[0]).toEqual({
+            type: "StepCompleted",
+            data: completions[0]!.data,
+            step_id: "fetch#0",
+            step_name: "fetch",
+            input_hash: body.inputHash,
+            attempt: 1,
+            started_at: body.startedAt
+          })
+          expect(migrated.filter((e) => e.step_id !== null)).toHaveLength(1)
+          // A damaged body does not stop the migration; its row keeps no columns.
+          expect(rowsOf("run-damaged").filter((e) => e.step_id !== null)).toEqual([])
+
+          // The store hands the columns back with the event, and the fold takes fetch's completion from them
+          // (summarize's, with usage, from its body): the same state as the fold of the decoded events.
+          expect((yield* EventStore.EventStore.pipe(Effect.flatMap((store) => store.readEvents(run!.runId))))
+            .flatMap((e) => e.step === undefined ? [] : [e.step.stepId])).toEqual(["fetch#0"])
+          const state = yield* Engine.state(run!.runId)
+          expect(state.steps.get("fetch#0")?.completed?.output._tag).toBe("Stored")
+          const decoded = Journal.fold(yield* Engine.events(run!.runId))
+          const steps = (s: Journal.RunState) =>
+            [...s.steps.values()].map((e) => ({
+              ...e,
+              completed: e.completed && { ...e.completed, output: Journal.readOutput(e.completed.output) }
+            }))
+          expect(steps(state)).toEqual(steps(decoded))
+          expect(state.steps.get("summarize#0")?.usage).toHaveLength(1)
+          // The resume serves both completions and runs only the step that failed.
+          insertFails = false
+          expect(yield* Engine.resume(pipeline, run!.runId)).toBe(7)
+          expect(bodies).toEqual({ fetch: 1, summarize: 1, insert: 2 })
+          const served = (yield* Engine.events(run!.runId)).flatMap((e) => e._tag === "StepsServed" ? e.stepIds : [])
+          expect(served).toEqual(["fetch#0", "summarize#0"])
+          // The damaged run is still reported, as before the migration, when its log is read.
+          expect((yield* Effect.flip(Engine.state("run-damaged")))._tag).toBe("UnknownEvent")
+        }).pipe(Effect.provide(engineOn(filename)))
+      }).pipe(Effect.scoped)
+  )
 
   it.effect("closing the layer closes both of its connections", () =>
     Effect.gen(function*() {

@@ -3,8 +3,10 @@
  * store and each real one. Each test gets a fresh store from `makeLayer`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Event, EventStore } from "@ledgerflow/core"
+import { Event, EventStore, Failure, Journal, Usage } from "@ledgerflow/core"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FastCheck from "effect/FastCheck"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 
@@ -28,6 +30,63 @@ const stepCompleted = (at: number, stepId: string) =>
       output: { summary: `output of ${stepId}`, unicode: "é ✓ 😀" }
     })
   )
+
+/**
+ * One step's history as the engine writes it: failed attempts, then maybe a completion (with usage when
+ * paid). Names may hold any UTF-16, lone surrogates included: a text column must not change them.
+ */
+const stepHistory = FastCheck.record({
+  name: FastCheck.string({
+    unit: FastCheck.oneof(FastCheck.string({ unit: "binary", minLength: 1, maxLength: 1 }), FastCheck.constantFrom("\uD83D", "\uDE00")),
+    minLength: 1,
+    maxLength: 6
+  }),
+  failures: FastCheck.integer({ min: 0, max: 2 }),
+  completes: FastCheck.boolean(),
+  paid: FastCheck.boolean(),
+  output: FastCheck.jsonValue({ maxDepth: 2 })
+})
+
+const historyEvents = (
+  histories: ReadonlyArray<typeof stepHistory extends FastCheck.Arbitrary<infer A> ? A : never>
+): Array<Event.Event> =>
+  histories.flatMap(({ completes, failures, name, output, paid }, i) => {
+    const stepId = `${name}#${i}`
+    const base = { stepId, name, inputHash: `hash-${name}` }
+    const usage = [new Usage.Usage({ model: "claude-x", inputTokens: 10 + i, outputTokens: 5 })]
+    return [
+      ...Array.from({ length: failures }, (_, a) =>
+        new Event.StepAttemptFailed({
+          ...base,
+          at: 2_000 + 10 * a,
+          attempt: a + 1,
+          startedAt: 1_995 + 10 * a,
+          failure: Failure.transient(`attempt ${a + 1} of ${stepId}`),
+          retryDelayMs: 5
+        })),
+      ...(completes
+        ? [
+          new Event.StepCompleted({
+            ...base,
+            at: 3_000 + i,
+            attempt: failures + 1,
+            startedAt: 2_990 + i,
+            output,
+            ...(paid ? { usage } : {})
+          })
+        ]
+        : [])
+    ]
+  })
+
+/** A fold's state with each completion's output read (from the log when it was folded from its columns). */
+const withOutputs = (state: Journal.RunState) => ({
+  ...state,
+  steps: [...state.steps.entries()].map(([stepId, entry]) => [stepId, {
+    ...entry,
+    completed: entry.completed && { ...entry.completed, output: Journal.readOutput(entry.completed.output) }
+  }])
+})
 
 const claimRequest = (
   runId: string,
@@ -481,6 +540,87 @@ export const conformance = (
         const decoded = yield* Event.decode((yield* store.readEvents("run-1", 3))[0]!)
         expect(decoded).toMatchObject({ _tag: "StepCompleted", stepId: "a", output: { unicode: "é ✓ 😀" } })
       })
+    )
+
+    test(
+      "a completion's step columns are kept by claim, acquire and append and read back with it; other events have none",
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const columns = (stepId: string, at: number) => ({
+          stepId,
+          name: stepId,
+          inputHash: `input-${stepId}`,
+          attempt: 1,
+          startedAt: at - 1
+        })
+        const paid = Event.encode(
+          new Event.StepCompleted({
+            ...columns("paid", 4_000),
+            at: 4_000,
+            output: null,
+            usage: [new Usage.Usage({ model: "claude-x", inputTokens: 10, outputTokens: 5 })]
+          })
+        )
+        expect(paid.step).toBeUndefined()
+        yield* created("run-1", "key-1", {
+          events: [runStarted(1_000, "key-1"), leaseTaken(1_000, "worker-1", 1, 31_000), stepCompleted(1_001, "c")]
+        })
+        yield* store.acquire({
+          runId: "run-1",
+          expectedToken: 1,
+          owner: "worker-2",
+          now: 2_000,
+          leaseExpiresAt: 32_000,
+          requireExpired: false,
+          events: (token) => [leaseTaken(2_000, "worker-2", token, 32_000), stepCompleted(2_001, "a")]
+        })
+        yield* store.append({ runId: "run-1", token: 2, events: [stepCompleted(3_000, "b"), paid], now: 4_000 })
+        const log = yield* store.readEvents("run-1")
+        expect(log.map((e) => [e.type, e.step])).toEqual([
+          ["RunStarted", undefined],
+          ["LeaseTaken", undefined],
+          ["StepCompleted", columns("c", 1_001)],
+          ["LeaseTaken", undefined],
+          ["StepCompleted", columns("a", 2_001)],
+          ["StepCompleted", columns("b", 3_000)],
+          ["StepCompleted", undefined]
+        ])
+        expect((yield* store.readEvents("run-1", 6))[0]!.step).toEqual(columns("b", 3_000))
+      })
+    )
+
+    it.effect.prop(
+      "a run's events fold from the store, completions from their step columns, to the state they fold to decoded",
+      { histories: FastCheck.array(stepHistory, { minLength: 1, maxLength: 5 }), resumed: FastCheck.boolean() },
+      ({ histories, resumed }) =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          yield* created("run-1", "key-1")
+          const events = historyEvents(histories)
+          yield* store.append({
+            runId: "run-1",
+            token: 1,
+            events: [
+              ...(resumed ? [Event.encode(new Event.RunResumed({ at: 1_500, reason: "lease expired" }))] : []),
+              ...events.map(Event.encode)
+            ],
+            now: 4_000
+          })
+          const stored = yield* store.readEvents("run-1")
+          const folded = yield* Journal.foldStored(stored)
+          const decoded = Journal.fold(yield* Event.decodeAll(stored))
+          expect(withOutputs(folded)).toEqual(withOutputs(decoded))
+          for (const entry of folded.steps.values()) {
+            if (entry.completed !== undefined) expect(Either.isRight(Journal.readOutput(entry.completed.output))).toBe(true)
+          }
+          // Every completion without usage was folded from its columns, not decoded, unless its name has a lone
+          // surrogate (JSON keeps one, a text column does not).
+          const fromColumns = [...folded.steps.values()].filter((e) => e.completed?.output._tag === "Stored")
+          expect(fromColumns.length).toBe(
+            histories.filter((h) => h.completes && !h.paid && !/\p{Cs}/u.test(h.name)).length
+          )
+        }).pipe(Effect.provide(makeLayer())),
+      { fastCheck: { numRuns: 25 } }
     )
 
     test(

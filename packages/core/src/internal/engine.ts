@@ -127,8 +127,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     return `run_${now.toString(36).padStart(9, "0")}${uuid.slice(0, 8)}${uuid.slice(9, 13)}`
   }
 
-  const readState = (runId: string) =>
-    store.readEvents(runId).pipe(Effect.flatMap(Event.decodeAll), Effect.map(Journal.fold))
+  // Completions are folded from their step columns: their bodies are parsed only for the steps served.
+  const readState = (runId: string) => Effect.flatMap(store.readEvents(runId), Journal.foldStored)
 
   const decodeStored = <A>(
     decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
@@ -177,8 +177,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     Effect.flatMap(Clock.currentTimeMillis, (now) => store.renew({ runId, token, now, leaseExpiresAt: now }))
       .pipe(Effect.ignore)
 
-  /** Fail with what stopped the execution from inside (a stale lease, the store), if anything did. */
-  const stopped = (runner: StepRunner): Effect.Effect<void, LeaseLost | SeqConflict | StoreError> => {
+  /** Fail with what stopped the execution from inside (a stale lease, the store, a damaged log), if anything. */
+  const stopped = (runner: StepRunner): Effect.Effect<void, LeaseLost | SeqConflict | StoreError | Event.UnknownEvent> => {
     const abort = runner.abort
     return abort === undefined || abort._tag === "ReplayStopped" ? Effect.void : Effect.fail(abort)
   }
@@ -261,7 +261,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       }
       const exit = yield* runProgram(pipeline, input, run, runner)
       if (runner.abort !== undefined) {
-        // Stopped from inside (stale lease, store failure): another worker may own the run; undo nothing.
+        // Stopped from inside (stale lease, store failure, damaged log): another worker may own the run, or
+        // the log needs a look; undo nothing.
         yield* Scope.close(runner.config.scope, Exit.interrupt(FiberId.none))
         return yield* stopped(runner).pipe(Effect.zipRight(Effect.interrupt))
       }
@@ -727,6 +728,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const runner = yield* newRunner(existing, state, "replay", false)
       yield* runProgram(pipeline, input, existing, runner)
       yield* Scope.close(runner.config.scope, Exit.void)
+      // A replay appends nothing, so the store cannot stop it; a damaged completion it served can.
+      yield* stopped(runner)
       const claimed = new Set(runner.served)
       const unclaimed = state.completionOrder.filter((id) => !claimed.has(id))
       const stop = runner.abort?._tag === "ReplayStopped" ? runner.abort.entry : undefined

@@ -4,7 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { StoredEvent } from "../Event.js"
+import type { NewEvent, StoredEvent } from "../Event.js"
 import type { ClaimResult, EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
 import { LeaseLost, SeqConflict, StoreError } from "../StoreError.js"
 
@@ -23,7 +23,7 @@ export const makeMemory = (): EventStoreService => {
 
   const write = (
     run: RunRecord,
-    newEvents: ReadonlyArray<{ type: string; v: number; at: number; data: string }>,
+    newEvents: ReadonlyArray<NewEvent>,
     patch: RunPatch | undefined,
     now: number
   ): RunRecord => {
@@ -31,7 +31,25 @@ export const makeMemory = (): EventStoreService => {
     let seq = run.lastSeq
     for (const e of newEvents) {
       seq += 1
-      log.push({ runId: run.runId, seq, type: e.type, v: e.v, at: e.at, data: e.data })
+      const { step } = e
+      log.push({
+        runId: run.runId,
+        seq,
+        type: e.type,
+        v: e.v,
+        at: e.at,
+        data: e.data,
+        // A completion's step columns, kept as the SQLite store keeps them: these five fields, copied.
+        ...(step === undefined ? {} : {
+          step: {
+            stepId: step.stepId,
+            name: step.name,
+            inputHash: step.inputHash,
+            attempt: step.attempt,
+            startedAt: step.startedAt
+          }
+        })
+      })
     }
     events.set(run.runId, log)
     // `updatedAt` tracks the run's status changes, not every step (which would touch its index each time).

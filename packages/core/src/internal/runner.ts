@@ -51,8 +51,11 @@ export interface ReplayEntry {
   readonly message?: string
 }
 
-/** Why an execution stopped from inside: the store refused it, or a replay reached a step it cannot serve. */
-export type Abort = LeaseLost | SeqConflict | StoreError | ReplayStopped
+/**
+ * Why an execution stopped from inside: the store refused it, a completion to serve is damaged in the log
+ * (its body is read only when served), or a replay reached a step it cannot serve.
+ */
+export type Abort = LeaseLost | SeqConflict | StoreError | Event.UnknownEvent | ReplayStopped
 
 export class ReplayStopped {
   readonly _tag = "ReplayStopped"
@@ -234,7 +237,13 @@ export class StepRunner {
     input: I,
     inputHash: string
   ): Effect.Effect<O, StepError, R> {
-    const decoded = step.codec.decodeOutput(entry.completed?.output)
+    const output = entry.completed === undefined ? Either.right(undefined) : Journal.readOutput(entry.completed.output)
+    if (Either.isLeft(output)) {
+      // The log is damaged here: stop as on a store failure, undoing nothing; the error names the event.
+      this.abort ??= output.left
+      return Effect.interrupt
+    }
+    const decoded = step.codec.decodeOutput(output.right)
     if (Either.isLeft(decoded)) {
       const message = `the journaled output of step ${entry.stepId} no longer decodes with the step's output Schema: ${
         ParseResult.TreeFormatter.formatErrorSync(decoded.left)

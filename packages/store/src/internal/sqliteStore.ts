@@ -10,7 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { storeError } from "./errors.js"
-import { decodeRun, lastSeqOf, runColumns } from "./rows.js"
+import { decodeRun, eventColumns, type EventRow, lastSeqOf, runColumns, toStoredEvent } from "./rows.js"
 import type { Writer } from "./writer.js"
 
 export interface StoreContext {
@@ -46,8 +46,11 @@ const patchSql = `status = coalesce(@status, status),
   failure_reason = CASE WHEN @setFailure THEN @failureReason ELSE failure_reason END`
 
 export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): EventStore.EventStoreService => {
-  const insertEvent = db.prepare<[string, number, string, number, number, string]>(
-    "INSERT INTO events (run_id, seq, type, v, at, data) VALUES (?, ?, ?, ?, ?, ?)"
+  const insertEvent = db.prepare<
+    [string, number, string, number, number, string, string | null, string | null, string | null, number | null, number | null]
+  >(
+    `INSERT INTO events (run_id, seq, type, v, at, data, step_id, step_name, input_hash, attempt, started_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
   )
   const insertRun = db.prepare<{
     runId: string
@@ -107,16 +110,31 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
     `INSERT INTO counters (key, count, actors, updated_at) VALUES (?, ?, ?, ?)
      ON CONFLICT (key) DO UPDATE SET count = excluded.count, actors = excluded.actors, updated_at = excluded.updated_at`
   )
-  const selectEvents = db.prepare<[string, number], Event.StoredEvent>(
-    "SELECT run_id AS runId, seq, type, v, at, data FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq"
-  )
+  const selectEvents = db.prepare<[string, number], EventRow>(
+    `SELECT ${eventColumns} FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq`
+  ).raw()
 
   const fail = (operation: string) => (cause: unknown) => storeError(operation, filename, cause, busyTimeoutMs)
 
   /** Events numbered from `firstSeq`; called inside a write transaction. */
   const insertEvents = (runId: string, firstSeq: number, events: ReadonlyArray<Event.NewEvent>) => {
     let seq = firstSeq
-    for (const event of events) insertEvent.run(runId, seq++, event.type, event.v, event.at, event.data)
+    for (const { at, data, step, type, v } of events) {
+      // A completion's step columns (`Event.StepColumns`), null for every other event: one statement.
+      insertEvent.run(
+        runId,
+        seq++,
+        type,
+        v,
+        at,
+        data,
+        step?.stepId ?? null,
+        step?.name ?? null,
+        step?.inputHash ?? null,
+        step?.attempt ?? null,
+        step?.startedAt ?? null
+      )
+    }
   }
 
   const currentRun = (runId: string): EventStore.RunRecord | undefined => {
@@ -305,7 +323,8 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
         return Exit.void
       }, fail(`write of setting ${key}`)),
 
-    readEvents: (runId, fromSeq = 1) => read(`read of the events of run ${runId}`, () => selectEvents.all(runId, fromSeq)),
+    readEvents: (runId, fromSeq = 1) =>
+      read(`read of the events of run ${runId}`, () => selectEvents.all(runId, fromSeq).map((row) => toStoredEvent(runId, row))),
 
     findByPrefix: (prefix, limit) =>
       // GLOB is case-sensitive, like `startsWith`, and uses the primary key for the literal prefix.
