@@ -212,6 +212,22 @@ export interface StoredEvent {
   readonly step?: StepColumns | undefined
 }
 
+/**
+ * A step's completion as a fold reads it: its step columns without its body. A resume needs the bodies of
+ * the completions it serves only (`EventStore.readBodies`); replaying or inspecting a run needs none.
+ */
+export interface StoredCompletion {
+  readonly runId: string
+  readonly seq: number
+  readonly type: string
+  readonly v: number
+  readonly at: number
+  readonly step: StepColumns
+}
+
+/** A row of a run's log as `EventStore.readFold` hands it: with its body, or a completion without it. */
+export type FoldRow = StoredEvent | StoredCompletion
+
 /** An event encoded for appending; the store assigns `runId` and `seq`. */
 export interface NewEvent {
   readonly type: string

@@ -8,7 +8,7 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { NewEvent, StoredEvent } from "./Event.js"
+import type { FoldRow, NewEvent, StoredEvent } from "./Event.js"
 import { makeMemory } from "./internal/memoryStore.js"
 import type { LeaseLost, SeqConflict, StoreError } from "./StoreError.js"
 
@@ -167,6 +167,14 @@ export interface EventStoreService {
   readonly putSetting: (key: string, value: string) => Effect.Effect<void, StoreError>
   /** A run's events in seq order, from `fromSeq` (inclusive, default 1). */
   readonly readEvents: (runId: string, fromSeq?: number) => Effect.Effect<ReadonlyArray<StoredEvent>, StoreError>
+  /**
+   * A run's events in seq order as its fold reads them: like `readEvents`, except that a step's completion
+   * kept with its step columns comes without its body (a `StoredCompletion`). Folding a long log then
+   * reads no bodies; a resume reads the bodies of the steps it serves with `readBodies`.
+   */
+  readonly readFold: (runId: string) => Effect.Effect<ReadonlyArray<FoldRow>, StoreError>
+  /** The bodies of a run's completions kept with step columns (those `readFold` hands without), by seq. */
+  readonly readBodies: (runId: string) => Effect.Effect<ReadonlyMap<number, string>, StoreError>
 }
 
 export class EventStore extends Context.Tag("@ledgerflow/core/EventStore")<EventStore, EventStoreService>() {}

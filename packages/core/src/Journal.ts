@@ -65,13 +65,17 @@ export interface RunState {
  */
 export type Output =
   | { readonly _tag: "Decoded"; readonly value: unknown }
-  | { readonly _tag: "Stored"; readonly event: Event.StoredEvent }
+  | { readonly _tag: "Stored"; readonly event: Event.FoldRow }
 
 /**
  * A completion's encoded output. A stored body that is not a JSON object, or names another step than its
- * columns, is damaged: an `UnknownEvent` naming the event, worded as `Event.decode` words it.
+ * columns, is damaged: an `UnknownEvent` naming the event, worded as `Event.decode` words it. A completion
+ * folded without its body (`EventStore.readFold`) is read from `bodies` (`EventStore.readBodies`).
  */
-export const readOutput = (output: Output): Either.Either<unknown, Event.UnknownEvent> => {
+export const readOutput = (
+  output: Output,
+  bodies?: ReadonlyMap<number, string>
+): Either.Either<unknown, Event.UnknownEvent> => {
   if (output._tag === "Decoded") return Either.right(output.value)
   const stored = output.event
   const damaged = (why: string) =>
@@ -84,9 +88,11 @@ export const readOutput = (output: Output): Either.Either<unknown, Event.Unknown
         message: `event #${stored.seq} (${stored.type}) of run ${stored.runId} ${why}`
       })
     )
+  const body = "data" in stored ? stored.data : bodies?.get(stored.seq)
+  if (body === undefined) return damaged("has no body in the log")
   let json: unknown
   try {
-    json = JSON.parse(stored.data)
+    json = JSON.parse(body)
   } catch {
     return damaged("is not valid JSON")
   }
@@ -118,7 +124,7 @@ export const fold = (events: Iterable<Event.Event>): RunState => {
  * other event is decoded; an unknown type or version, or a damaged body, is the `UnknownEvent` of
  * `Event.decode`.
  */
-export const foldStored = (stored: ReadonlyArray<Event.StoredEvent>): Effect.Effect<RunState, Event.UnknownEvent> =>
+export const foldStored = (stored: ReadonlyArray<Event.FoldRow>): Effect.Effect<RunState, Event.UnknownEvent> =>
   Effect.suspend(() => {
     const folder = makeFolder()
     for (const s of stored) {
@@ -126,6 +132,7 @@ export const foldStored = (stored: ReadonlyArray<Event.StoredEvent>): Effect.Eff
         folder.completion(s.step, s.at, { _tag: "Stored", event: s }, noUsage)
         continue
       }
+      if (!("data" in s)) return Effect.fail(withoutBody(s))
       const decoded = Event.decodeEither(s)
       if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
       folder.add(decoded.right)
@@ -134,6 +141,26 @@ export const foldStored = (stored: ReadonlyArray<Event.StoredEvent>): Effect.Eff
   })
 
 const noUsage: ReadonlyArray<Usage> = []
+
+/** A row handed without its body is a completion this reader folds; one of another type or version is not. */
+const withoutBody = (s: Event.StoredCompletion) =>
+  new Event.UnknownEvent({
+    runId: s.runId,
+    seq: s.seq,
+    type: s.type,
+    v: s.v,
+    message:
+      `event #${s.seq} (${s.type}, format version ${s.v}) of run ${s.runId} has step columns, which this version of ledgerflow keeps only for completions of format 1..${Event.FORMAT_VERSION}; upgrade ledgerflow to read this log`
+  })
+
+/** Whether serving the state's completions needs their bodies (`EventStore.readBodies`): some were folded without. */
+export const needsBodies = (state: RunState): boolean => {
+  for (const entry of state.steps.values()) {
+    const output = entry.completed?.output
+    if (output?._tag === "Stored" && !("data" in output.event)) return true
+  }
+  return false
+}
 
 /** The fold's state and its two inputs: a decoded event (`add`), or a completion from its step columns. */
 const makeFolder = () => {

@@ -266,10 +266,13 @@ describe("SqliteStore", () => {
           const state = yield* Engine.state(run!.runId)
           expect(state.steps.get("fetch#0")?.completed?.output._tag).toBe("Stored")
           const decoded = Journal.fold(yield* Engine.events(run!.runId))
+          // The fold read fetch's completion without its body: served, it is read from the run's bodies.
+          expect(Journal.needsBodies(state)).toBe(true)
+          const stored = yield* EventStore.EventStore.pipe(Effect.flatMap((store) => store.readBodies(run!.runId)))
           const steps = (s: Journal.RunState) =>
             [...s.steps.values()].map((e) => ({
               ...e,
-              completed: e.completed && { ...e.completed, output: Journal.readOutput(e.completed.output) }
+              completed: e.completed && { ...e.completed, output: Journal.readOutput(e.completed.output, stored) }
             }))
           expect(steps(state)).toEqual(steps(decoded))
           expect(state.steps.get("summarize#0")?.usage).toHaveLength(1)

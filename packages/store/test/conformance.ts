@@ -80,11 +80,11 @@ const historyEvents = (
   })
 
 /** A fold's state with each completion's output read (from the log when it was folded from its columns). */
-const withOutputs = (state: Journal.RunState) => ({
+const withOutputs = (state: Journal.RunState, bodies?: ReadonlyMap<number, string>) => ({
   ...state,
   steps: [...state.steps.entries()].map(([stepId, entry]) => [stepId, {
     ...entry,
-    completed: entry.completed && { ...entry.completed, output: Journal.readOutput(entry.completed.output) }
+    completed: entry.completed && { ...entry.completed, output: Journal.readOutput(entry.completed.output, bodies) }
   }])
 })
 
@@ -619,6 +619,13 @@ export const conformance = (
           expect(fromColumns.length).toBe(
             histories.filter((h) => h.completes && !h.paid && !/\p{Cs}/u.test(h.name)).length
           )
+          // As a resume reads it: those completions without their bodies, which come in one read, by seq.
+          const rows = yield* store.readFold("run-1")
+          const bodies = yield* store.readBodies("run-1")
+          expect(rows.filter((row) => !("data" in row)).map((row) => row.seq).sort()).toEqual([...bodies.keys()].sort())
+          const fromRows = yield* Journal.foldStored(rows)
+          expect(Journal.needsBodies(fromRows)).toBe(fromColumns.length > 0)
+          expect(withOutputs(fromRows, bodies)).toEqual(withOutputs(decoded))
         }).pipe(Effect.provide(makeLayer())),
       { fastCheck: { numRuns: 25 } }
     )

@@ -128,7 +128,12 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   }
 
   // Completions are folded from their step columns: their bodies are parsed only for the steps served.
-  const readState = (runId: string) => Effect.flatMap(store.readEvents(runId), Journal.foldStored)
+  const readState = (runId: string) => Effect.flatMap(store.readFold(runId), Journal.foldStored)
+
+  /** The bodies an execution serves its completions from: read at once, only when the fold went without them. */
+  const noBodies: ReadonlyMap<number, string> = new Map()
+  const bodiesOf = (runId: string, state: Journal.RunState) =>
+    Journal.needsBodies(state) ? store.readBodies(runId) : Effect.succeed(noBodies)
 
   const decodeStored = <A>(
     decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
@@ -191,7 +196,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     crashed = false,
     budget?: { readonly limit: Pipeline.Budget; readonly pricing: PriceTable | undefined }
   ) =>
-    Effect.zipWith(Scope.make(), Effect.clock, (scope, clock) =>
+    Effect.zipWith(Effect.zip(Scope.make(), bodiesOf(run.runId, state)), Effect.clock, ([scope, bodies], clock) =>
       new StepRunner({
         runId: run.runId,
         mode,
@@ -202,6 +207,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         scope,
         leaseExpiresAt: run.leaseExpiresAt,
         clock,
+        bodies,
         alone: (runner) => leases.alone(runner),
         crashed,
         ...(budget !== undefined ? { budget: budget.limit, pricing: budget.pricing } : {})

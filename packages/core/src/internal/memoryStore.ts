@@ -194,7 +194,17 @@ export const makeMemory = (): EventStoreService => {
     putSetting: (key, value) => Effect.sync(() => void settings.set(key, value)),
 
     readEvents: (runId, fromSeq = 1) =>
-      Effect.sync(() => (events.get(runId) ?? []).filter((e) => e.seq >= fromSeq))
+      Effect.sync(() => (events.get(runId) ?? []).filter((e) => e.seq >= fromSeq)),
+
+    readFold: (runId) =>
+      Effect.sync(() =>
+        (events.get(runId) ?? []).map((e) =>
+          e.step === undefined ? e : { runId: e.runId, seq: e.seq, type: e.type, v: e.v, at: e.at, step: e.step }
+        )
+      ),
+
+    readBodies: (runId) =>
+      Effect.sync(() => new Map((events.get(runId) ?? []).flatMap((e) => e.step === undefined ? [] : [[e.seq, e.data]])))
   }
 }
 

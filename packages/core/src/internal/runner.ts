@@ -74,6 +74,8 @@ export interface RunnerConfig {
   readonly scope: Scope.CloseableScope
   /** Until when this worker's lease is known to hold. */
   readonly leaseExpiresAt: number
+  /** The bodies of the completions the state was folded without (`EventStore.readBodies`), by seq. */
+  readonly bodies: ReadonlyMap<number, string>
   /** The execution's clock (the fiber's `Clock` when it started): the step path reads it directly. */
   readonly clock: Clock.Clock
   /** True while no other run executes in this engine: the store need not wait to batch an append. */
@@ -237,7 +239,9 @@ export class StepRunner {
     input: I,
     inputHash: string
   ): Effect.Effect<O, StepError, R> {
-    const output = entry.completed === undefined ? Either.right(undefined) : Journal.readOutput(entry.completed.output)
+    const output = entry.completed === undefined
+      ? Either.right(undefined)
+      : Journal.readOutput(entry.completed.output, this.config.bodies)
     if (Either.isLeft(output)) {
       // The log is damaged here: stop as on a store failure, undoing nothing; the error names the event.
       this.abort ??= output.left

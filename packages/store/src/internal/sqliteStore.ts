@@ -10,7 +10,17 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { storeError } from "./errors.js"
-import { decodeRun, eventColumns, type EventRow, lastSeqOf, runColumns, toStoredEvent } from "./rows.js"
+import {
+  decodeRun,
+  eventColumns,
+  type EventRow,
+  foldColumns,
+  type FoldRowArray,
+  lastSeqOf,
+  runColumns,
+  toFoldRow,
+  toStoredEvent
+} from "./rows.js"
 import type { Writer } from "./writer.js"
 
 export interface StoreContext {
@@ -112,6 +122,12 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
   )
   const selectEvents = db.prepare<[string, number], EventRow>(
     `SELECT ${eventColumns} FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq`
+  ).raw()
+  const selectFold = db.prepare<[string], FoldRowArray>(
+    `SELECT ${foldColumns} FROM events WHERE run_id = ? ORDER BY seq`
+  ).raw()
+  const selectBodies = db.prepare<[string], [number, string]>(
+    "SELECT seq, data FROM events WHERE run_id = ? AND step_id IS NOT NULL"
   ).raw()
 
   const fail = (operation: string) => (cause: unknown) => storeError(operation, filename, cause, busyTimeoutMs)
@@ -325,6 +341,11 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
 
     readEvents: (runId, fromSeq = 1) =>
       read(`read of the events of run ${runId}`, () => selectEvents.all(runId, fromSeq).map((row) => toStoredEvent(runId, row))),
+
+    readFold: (runId) =>
+      read(`read of the events of run ${runId}`, () => selectFold.all(runId).map((row) => toFoldRow(runId, row))),
+
+    readBodies: (runId) => read(`read of the step outputs of run ${runId}`, () => new Map(selectBodies.all(runId))),
 
     findByPrefix: (prefix, limit) =>
       // GLOB is case-sensitive, like `startsWith`, and uses the primary key for the literal prefix.
