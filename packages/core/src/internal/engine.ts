@@ -127,10 +127,11 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     return `run_${now.toString(36).padStart(9, "0")}${uuid.slice(0, 8)}${uuid.slice(9, 13)}`
   }
 
-  // Completions are folded from their step columns: their bodies are parsed only for the steps served.
+  // Completions are folded from their step columns, without their bodies: an execution that serves them
+  // reads those once, when it starts (`bodiesOf`); inspecting a run reads none.
   const readState = (runId: string) => Effect.flatMap(store.readFold(runId), Journal.foldStored)
 
-  /** The bodies an execution serves its completions from: read at once, only when the fold went without them. */
+  /** The bodies an execution serves its completions from: one read, only when the fold went without them. */
   const noBodies: ReadonlyMap<number, string> = new Map()
   const bodiesOf = (runId: string, state: Journal.RunState) =>
     Journal.needsBodies(state) ? store.readBodies(runId) : Effect.succeed(noBodies)
@@ -196,7 +197,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     crashed = false,
     budget?: { readonly limit: Pipeline.Budget; readonly pricing: PriceTable | undefined }
   ) =>
-    Effect.zipWith(Effect.zip(Scope.make(), bodiesOf(run.runId, state)), Effect.clock, ([scope, bodies], clock) =>
+    Effect.map(Effect.all([Scope.make(), bodiesOf(run.runId, state), Effect.clock]), ([scope, bodies, clock]) =>
       new StepRunner({
         runId: run.runId,
         mode,
