@@ -285,24 +285,12 @@ const codecs: ReadonlyMap<string, Codec> = new Map(Event.members.map((m) => [m.i
 export const encode = (event: Event): NewEvent => {
   const codec = codecs.get(event._tag)!
   const plain = codec.transformed.every((field) => (event as unknown as Record<string, unknown>)[field] === undefined)
-  const encoded = {
-    type: event._tag,
-    v: FORMAT_VERSION,
-    at: event.at,
-    data: JSON.stringify(plain ? event : codec.encode(event))
+  const data = JSON.stringify(plain ? event : codec.encode(event))
+  if (event._tag !== "StepCompleted" || event.usage !== undefined || !keepsInColumns(event)) {
+    return { type: event._tag, v: FORMAT_VERSION, at: event.at, data }
   }
-  return event._tag === "StepCompleted" && event.usage === undefined && keepsInColumns(event)
-    ? {
-      ...encoded,
-      step: {
-        stepId: event.stepId,
-        name: event.name,
-        inputHash: event.inputHash,
-        attempt: event.attempt,
-        startedAt: event.startedAt
-      }
-    }
-    : encoded
+  const { attempt, inputHash, name, startedAt, stepId } = event
+  return { type: event._tag, v: FORMAT_VERSION, at: event.at, data, step: { stepId, name, inputHash, attempt, startedAt } }
 }
 
 /** A lone UTF-16 surrogate: JSON keeps it (escaped), a UTF-8 text column does not. */

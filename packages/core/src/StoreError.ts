@@ -15,7 +15,23 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
   runId: Schema.String,
   token: Schema.Number,
   message: Schema.String
-}) {}
+}) {
+  /** An append refused for its token; `current` is the run's token now (undefined: no such run). */
+  static appendRefused(runId: string, token: number, current: number | undefined): LeaseLost {
+    return new LeaseLost({
+      runId,
+      token,
+      message: `append to run ${runId} refused: token ${token} is stale (current ${
+        current ?? "none"
+      }); another worker owns the run`
+    })
+  }
+
+  /** A lease renewal refused for its token: the run was taken over. */
+  static renewalRefused(runId: string, token: number): LeaseLost {
+    return new LeaseLost({ runId, token, message: `lease of run ${runId} was taken over (token ${token} is stale)` })
+  }
+}
 
 /** `expectedSeq` did not match the run's last seq. */
 export class SeqConflict extends Schema.TaggedError<SeqConflict>()("SeqConflict", {

@@ -124,15 +124,7 @@ export const makeMemory = (): EventStoreService => {
       Effect.suspend((): Effect.Effect<number, LeaseLost | SeqConflict> => {
         const run = runs.get(request.runId)
         if (run === undefined || run.leaseToken !== request.token) {
-          return Effect.fail(
-            new LeaseLost({
-              runId: request.runId,
-              token: request.token,
-              message: `append to run ${request.runId} refused: token ${request.token} is stale (current ${
-                run?.leaseToken ?? "none"
-              }); another worker owns the run`
-            })
-          )
+          return Effect.fail(LeaseLost.appendRefused(request.runId, request.token, run?.leaseToken))
         }
         if (request.expectedSeq !== undefined && request.expectedSeq !== run.lastSeq) {
           return Effect.fail(
@@ -146,13 +138,7 @@ export const makeMemory = (): EventStoreService => {
       Effect.suspend(() => {
         const run = runs.get(request.runId)
         if (run === undefined || run.leaseToken !== request.token) {
-          return Effect.fail(
-            new LeaseLost({
-              runId: request.runId,
-              token: request.token,
-              message: `lease of run ${request.runId} was taken over (token ${request.token} is stale)`
-            })
-          )
+          return Effect.fail(LeaseLost.renewalRefused(request.runId, request.token))
         }
         runs.set(run.runId, { ...run, leaseExpiresAt: request.leaseExpiresAt })
         return Effect.void

@@ -90,16 +90,17 @@ export const decodeRun = (row: unknown): EventStore.RunRecord =>
   })
 
 /**
- * The columns of an `events` row as `eventColumns` selects them, as an array: a run's log is read whole on
- * every resume and replay, and better-sqlite3 builds an array per row about twice as fast as an object
- * with these ten keys (measured on the replay bench's log).
+ * The columns of an `events` row as `eventColumns` (or `foldColumns`) selects them, as an array: a run's log
+ * is read whole on every resume and replay, and better-sqlite3 builds an array per row about twice as fast
+ * as an object with these ten keys (measured on the replay bench's log). `Data` is null where a fold left
+ * the body out.
  */
-export type EventRow = readonly [
+export type EventRow<Data = string> = readonly [
   seq: number,
   type: string,
   v: number,
   at: number,
-  data: string,
+  data: Data,
   stepId: string | null,
   stepName: string | null,
   inputHash: string | null,
@@ -107,8 +108,22 @@ export type EventRow = readonly [
   startedAt: number | null
 ]
 
+/** A completion's step columns (`Event.StepColumns`), in `EventRow` order. */
+const stepColumns = "step_id, step_name, input_hash, attempt, started_at"
+
 /** `run_id` is not selected: it is the read's parameter. */
-export const eventColumns = "seq, type, v, at, data, step_id, step_name, input_hash, attempt, started_at"
+export const eventColumns = `seq, type, v, at, data, ${stepColumns}`
+
+/** A row's step columns are all set, with their types: the fold reads such a completion from them. */
+const hasStepColumns = `typeof(step_id) = 'text' AND typeof(step_name) = 'text' AND typeof(input_hash) = 'text'
+  AND typeof(attempt) IN ('integer', 'real') AND typeof(started_at) IN ('integer', 'real')`
+
+/**
+ * `eventColumns` for a fold (`readFold`): the body of a completion with its step columns is left out (NULL;
+ * the column itself is NOT NULL). Not materializing a thousand bodies a run is most of what folding a long
+ * log saves (measured: Engine.state of the replay bench's log ~145–205k → ~225–240k events/s).
+ */
+export const foldColumns = `seq, type, v, at, CASE WHEN ${hasStepColumns} THEN NULL ELSE data END, ${stepColumns}`
 
 /**
  * An `events` row as a `StoredEvent`. Step columns of other types than the schema's (a row edited by hand)
@@ -122,35 +137,10 @@ export const toStoredEvent = (runId: string, row: EventRow): Event.StoredEvent =
     : { runId, seq, type, v, at, data }
 }
 
-/** A row's step columns are all set, with their types: the fold reads such a completion from them. */
-const hasStepColumns = `typeof(step_id) = 'text' AND typeof(step_name) = 'text' AND typeof(input_hash) = 'text'
-  AND typeof(attempt) IN ('integer', 'real') AND typeof(started_at) IN ('integer', 'real')`
-
-/**
- * `eventColumns` for a fold (`readFold`): the body of a completion with its step columns is left out (NULL;
- * the column itself is NOT NULL). Not materializing a thousand bodies a run is most of what folding a long
- * log saves (measured: Engine.state of the replay bench's log ~145–205k → ~225–240k events/s).
- */
-export const foldColumns =
-  `seq, type, v, at, CASE WHEN ${hasStepColumns} THEN NULL ELSE data END, step_id, step_name, input_hash, attempt, started_at`
-
-export type FoldRowArray = readonly [
-  seq: number,
-  type: string,
-  v: number,
-  at: number,
-  data: string | null,
-  stepId: string | null,
-  stepName: string | null,
-  inputHash: string | null,
-  attempt: number | null,
-  startedAt: number | null
-]
-
 /** A row selected with `foldColumns`: a `StoredEvent`, or a completion without its body. */
-export const toFoldRow = (runId: string, row: FoldRowArray): Event.FoldRow => {
-  const [seq, type, v, at, data, stepId, name, inputHash, attempt, startedAt] = row
-  if (data !== null) return toStoredEvent(runId, [seq, type, v, at, data, stepId, name, inputHash, attempt, startedAt])
+export const toFoldRow = (runId: string, row: EventRow<string | null>): Event.FoldRow => {
+  if (row[4] !== null) return toStoredEvent(runId, row as EventRow)
   // The body was left out because the query found every step column set and of its type.
+  const [seq, type, v, at, , stepId, name, inputHash, attempt, startedAt] = row
   return { runId, seq, type, v, at, step: { stepId: stepId!, name: name!, inputHash: inputHash!, attempt: attempt!, startedAt: startedAt! } }
 }

@@ -15,7 +15,6 @@ import {
   eventColumns,
   type EventRow,
   foldColumns,
-  type FoldRowArray,
   lastSeqOf,
   runColumns,
   toFoldRow,
@@ -123,7 +122,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
   const selectEvents = db.prepare<[string, number], EventRow>(
     `SELECT ${eventColumns} FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq`
   ).raw()
-  const selectFold = db.prepare<[string], FoldRowArray>(
+  const selectFold = db.prepare<[string], EventRow<string | null>>(
     `SELECT ${foldColumns} FROM events WHERE run_id = ? ORDER BY seq`
   ).raw()
   const selectBodies = db.prepare<[string], [number, string]>(
@@ -268,15 +267,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
         (): Exit.Exit<number, StoreError.LeaseLost | StoreError.SeqConflict> => {
           const target = appendTarget.get(request.runId)
           if (target === undefined || target.token !== request.token) {
-            return Exit.fail(
-              new StoreError.LeaseLost({
-                runId: request.runId,
-                token: request.token,
-                message: `append to run ${request.runId} refused: token ${request.token} is stale (current ${
-                  target?.token ?? "none"
-                }); another worker owns the run`
-              })
-            )
+            return Exit.fail(StoreError.LeaseLost.appendRefused(request.runId, request.token, target?.token))
           }
           if (request.expectedSeq !== undefined && request.expectedSeq !== target.lastSeq) {
             return Exit.fail(
@@ -302,13 +293,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
         (): Exit.Exit<void, StoreError.LeaseLost> =>
           renewLease.run(request.leaseExpiresAt, request.runId, request.token).changes === 1
             ? Exit.void
-            : Exit.fail(
-              new StoreError.LeaseLost({
-                runId: request.runId,
-                token: request.token,
-                message: `lease of run ${request.runId} was taken over (token ${request.token} is stale)`
-              })
-            ),
+            : Exit.fail(StoreError.LeaseLost.renewalRefused(request.runId, request.token)),
         fail(`renewal of the lease of run ${request.runId}`),
         // A lease renewal lost with the machine is moot: the lease is short either way.
         { durable: false }
