@@ -48,6 +48,8 @@ const failures = fc.array(failure, { minLength: 1, maxLength: 12 })
 const randoms = fc.array(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { minLength: 1, maxLength: 12 })
 
 const at = <A>(as: ReadonlyArray<A>, i: number): A => as[Math.min(i, as.length - 1)]!
+/** The i-th number `Random.fixed(rs)` hands out: it cycles through `rs`. */
+const cycled = (rs: ReadonlyArray<number>, i: number): number => rs[i % rs.length]!
 const retryAfterMillis = (f: Failure.Failure): number =>
   f._tag === "Transient" && f.retryAfter !== undefined ? Duration.toMillis(f.retryAfter) : 0
 const firstDeterministic = (fs: ReadonlyArray<Failure.Failure>): number | undefined => {
@@ -66,7 +68,11 @@ interface Run {
   readonly giveUp: string
 }
 
-/** Attempt until `decide` gives up; attempt i fails with failures[i] after running attemptMillis[i]. */
+/**
+ * Attempt until `decide` gives up; attempt i fails with failures[i] (the last one repeats) after running
+ * attemptMillis[i], and its jitter draws rs[i] as `Random.fixed(rs)` would (cycling), so that `retried` below
+ * and this agree on every draw.
+ */
 const simulate = (
   p: RetryPolicy.RetryPolicy,
   fs: ReadonlyArray<Failure.Failure>,
@@ -83,7 +89,7 @@ const simulate = (
       failure: at(fs, i),
       attempt: i + 1,
       elapsed: Duration.millis(now),
-      random: at(rs, i)
+      random: cycled(rs, i)
     })
     if (decision._tag === "GiveUp") return { starts, delays, giveUp: decision.reason }
     delays.push(Duration.toMillis(decision.delay))
@@ -268,8 +274,10 @@ const driveToEnd = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
     }
   })
 
-// Each TestClock.adjust waits for the fibers to settle on every sleep, so these runs cost ~20ms each.
-const scheduleRuns = { fastCheck: { numRuns: 50 } }
+// Each TestClock.setTime waits for the fibers to settle on every sleep, so these runs cost ~30ms each. A
+// failing run is shrunk through hundreds more: the time limit stops the shrinking in time to report the
+// counterexample found so far, where vitest's timeout would report only "timed out".
+const scheduleRuns = { fastCheck: { numRuns: 50, interruptAfterTimeLimit: 30_000 } }
 
 describe("RetryPolicy.schedule", () => {
   it.effect.prop(
