@@ -391,22 +391,27 @@ describe("SqliteStore", () => {
       expect((yield* store.claim(claim("run-1", "key-1")))._tag).toBe("Created")
     }))
 
-  it.scoped("a write that fails inside a batch is rolled back alone; the writes beside it commit", () =>
+  it.scoped("a write that fails inside a batch is rolled back alone; the writes beside it commit, once", () =>
     Effect.gen(function*() {
       const { store } = yield* open({ filename: freshFile() })
       yield* store.claim(claim("run-1", "key-1"))
-      const [duplicate, append] = yield* Effect.all(
+      const append = (now: number) =>
+        Effect.either(store.append({ runId: "run-1", token: 1, events: claim("run-1", "key-1").events, now }))
+      const [before, duplicate, after] = yield* Effect.all(
         [
+          // Written in the batch's first try, which the failure below rolls back: it must land exactly once.
+          append(2_000),
           // Another key with an id that is taken: the driver refuses it in the middle of the batch.
           Effect.either(store.claim(claim("run-1", "key-2"))),
-          Effect.either(store.append({ runId: "run-1", token: 1, events: claim("run-1", "key-1").events, now: 2_000 }))
+          append(3_000)
         ],
         { concurrency: "unbounded" }
       )
       expect(duplicate._tag === "Left" && duplicate.left._tag).toBe("StoreError")
-      expect(append).toMatchObject({ _tag: "Right", right: 2 })
+      expect(before).toMatchObject({ _tag: "Right", right: 2 })
+      expect(after).toMatchObject({ _tag: "Right", right: 3 })
       expect(yield* store.findByKey("reports", "key-2")).toEqual(Option.none())
-      expect((yield* store.readEvents("run-1")).map((e) => e.seq)).toEqual([1, 2])
+      expect((yield* store.readEvents("run-1")).map((e) => e.seq)).toEqual([1, 2, 3])
     }))
 
   it.scoped("a write interrupted before its batch commits is not written", () =>

@@ -1,7 +1,7 @@
 /**
  * The hot path's single writer. Writes queue in an array; one drain, scheduled once the fibers that can
- * run have run (`setImmediate`), commits everything queued in one native `BEGIN IMMEDIATE` transaction. In
- * a batch of several, each write runs in its own SAVEPOINT, so a write that throws is rolled back alone.
+ * run have run (`setImmediate`), commits everything queued in one native `BEGIN IMMEDIATE` transaction. A
+ * write that throws is rolled back alone: the batch is then run again with each write in its own SAVEPOINT.
  *
  * A write submitted `alone` (nothing else of this process is about to write) while nothing is queued is
  * committed at once, in the caller's fiber: no batch could form, so the hop to a later drain would only
@@ -58,9 +58,18 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
   let queue: Array<Pending> = []
   let scheduled = false
 
-  // Called alone, `one` is a BEGIN IMMEDIATE transaction; called inside `many`, a SAVEPOINT.
+  // Called alone, `one` is a BEGIN IMMEDIATE transaction; called inside `isolated`, a SAVEPOINT.
   const one = db.transaction((pending: Pending) => pending.execute())
-  const many = db.transaction((batch: ReadonlyArray<Pending>) => {
+  // A batch is first tried as plain writes in one transaction: writes throw only on a bug or a failing disk,
+  // and the SAVEPOINT and RELEASE statements around each write cost ~3–8 µs a write (raw better-sqlite3,
+  // batches of 16 step appends: 17–23 µs of CPU a write with them, 13–21 without).
+  const together = db.transaction((batch: ReadonlyArray<Pending>) => {
+    for (const pending of batch) pending.execute()
+  })
+  // When one threw, that transaction was rolled back whole and the batch runs again, each write in its own
+  // SAVEPOINT, so that only the write that throws is rolled back. The writes are re-run from the database as
+  // it was (a write's outcome is computed from the rows it reads), so nothing of the first try remains.
+  const isolated = db.transaction((batch: ReadonlyArray<Pending>) => {
     for (const pending of batch) {
       try {
         one(pending)
@@ -76,7 +85,13 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
   const commit = (batch: ReadonlyArray<Pending>) => {
     try {
       if (batch.length === 1) one.immediate(batch[0]!)
-      else many.immediate(batch)
+      else {
+        try {
+          together.immediate(batch)
+        } catch {
+          isolated.immediate(batch)
+        }
+      }
     } catch (cause) {
       for (const pending of batch) pending.finish(cause)
       return
