@@ -77,18 +77,19 @@ const measureAll = async () => {
   await Ceiling.measure({ runs: 20, synchronous: "full" })
   await Ledgerflow.warmUp()
 
-  const durable = { ceiling: samples(), sequential: samples(), concurrent: samples() }
+  const durable = { ceiling: samples(), storeRuns: samples(), sequential: samples(), concurrent: samples() }
   await rounds(repetitions, durable, {
     ceiling: () => Ceiling.measure({ runs, synchronous: "full" }),
+    storeRuns: () => Ledgerflow.measureStoreRuns({ runs, synchronous: "full" }),
     sequential: () => Ledgerflow.measure({ runs, concurrency: 1, synchronous: "full" }),
     concurrent: () => Ledgerflow.measure({ runs, concurrency: workload.concurrency, synchronous: "full" })
   })
   const ceiling = perSecond(medianSample(durable.ceiling))
 
-  const cpu = { ceiling: samples(), storeAppend: samples(), sequential: samples(), withoutBreaker: samples() }
+  const cpu = { ceiling: samples(), storeRuns: samples(), sequential: samples(), withoutBreaker: samples() }
   await rounds(repetitions, cpu, {
     ceiling: () => Ceiling.measure({ runs, synchronous: "normal" }),
-    storeAppend: () => Ledgerflow.measureStoreAppend({ runs, synchronous: "normal" }),
+    storeRuns: () => Ledgerflow.measureStoreRuns({ runs, synchronous: "normal" }),
     sequential: () => Ledgerflow.measure({ runs, concurrency: 1, synchronous: "normal" }),
     withoutBreaker: () => Ledgerflow.measure({ runs, concurrency: 1, synchronous: "normal", breaker: false })
   })
@@ -124,12 +125,13 @@ const measureAll = async () => {
     },
     durable: {
       ceiling: figure(durable.ceiling, ceiling),
+      storeRuns: figure(durable.storeRuns, ceiling),
       sequential: figure(durable.sequential, ceiling, { min: 1 / 1.5, of: "ratio" }),
       concurrent: figure(durable.concurrent, ceiling, { min: 2, of: "ratio" })
     },
     cpuOverhead: {
       ceiling: figure(cpu.ceiling, ceilingNormal),
-      storeAppend: figure(cpu.storeAppend, ceilingNormal),
+      storeRuns: figure(cpu.storeRuns, ceilingNormal),
       sequential: figure(cpu.sequential, ceilingNormal),
       withoutBreaker: figure(cpu.withoutBreaker, ceilingNormal)
     },
@@ -190,6 +192,7 @@ const table = (r: Results): string => {
   out += `  ${pad("", 50)}${"rate".padStart(9)} ${pad("", 8)}${"ratio".padStart(7)}${"µs wall".padStart(9)}${"µs cpu".padStart(9)}   target\n`
   out += " durable step — WAL, synchronous=FULL (ratio to the ceiling)\n"
   out += row("ceiling: raw better-sqlite3, 1 txn per step", r.durable.ceiling)
+  out += row("the store alone: a run's store calls, no engine", r.durable.storeRuns)
   out += row("ledgerflow, sequential", r.durable.sequential)
   out += row(`ledgerflow, ${workload.concurrency} concurrent runs`, r.durable.concurrent)
   out += "    (a 10-step run commits 12 transactions but syncs 10: claim and completion ride on the next fsync)\n"
@@ -202,7 +205,7 @@ const table = (r: Results): string => {
   }
   out += " CPU cost without fsync — synchronous=NORMAL (ratio to the raw loop)\n"
   out += row("raw better-sqlite3, 1 txn per step", r.cpuOverhead.ceiling)
-  out += row("EventStore.append alone (store, no engine)", r.cpuOverhead.storeAppend)
+  out += row("the store alone: a run's store calls, no engine", r.cpuOverhead.storeRuns)
   out += row("ledgerflow, sequential", r.cpuOverhead.sequential)
   out += row("ledgerflow, sequential, storm breaker off", r.cpuOverhead.withoutBreaker)
   out += ` replay — ${num(r.replay.events)} events in ${r.replay.runs} runs (ratio to bare iteration)\n`
