@@ -63,12 +63,22 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
   // A batch is first tried as plain writes in one transaction: writes throw only on a bug or a failing disk,
   // and the SAVEPOINT and RELEASE statements around each write cost ~3–8 µs a write (raw better-sqlite3,
   // batches of 16 step appends: 17–23 µs of CPU a write with them, 13–21 without).
+  let writeThrew = false
   const together = db.transaction((batch: ReadonlyArray<Pending>) => {
-    for (const pending of batch) pending.execute()
+    for (const pending of batch) {
+      try {
+        pending.execute()
+      } catch (cause) {
+        writeThrew = true
+        throw cause
+      }
+    }
   })
-  // When one threw, that transaction was rolled back whole and the batch runs again, each write in its own
-  // SAVEPOINT, so that only the write that throws is rolled back. The writes are re-run from the database as
-  // it was (a write's outcome is computed from the rows it reads), so nothing of the first try remains.
+  // When a write threw, that transaction was rolled back whole and the batch runs again, each write in its
+  // own SAVEPOINT, so that only the write that throws is rolled back. The writes are re-run from the database
+  // as it was (a write's outcome is computed from the rows it reads), so nothing of the first try remains.
+  // A failure of BEGIN or COMMIT itself (the lock held past the busy timeout, the disk) fails the batch at
+  // once, as before: a second try would only wait out the busy timeout again.
   const isolated = db.transaction((batch: ReadonlyArray<Pending>) => {
     for (const pending of batch) {
       try {
@@ -88,7 +98,9 @@ export const make = (db: Database.Database, walSync: WalSync | undefined): Write
       else {
         try {
           together.immediate(batch)
-        } catch {
+        } catch (cause) {
+          if (!writeThrew) throw cause
+          writeThrew = false
           isolated.immediate(batch)
         }
       }
