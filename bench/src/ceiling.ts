@@ -20,7 +20,7 @@ export const migratedFile = async (label: string): Promise<string> => {
 }
 
 /** One step's event, encoded as the engine writes it, so the row has the same size. */
-const stepEvent = (run: number, step: number): Event.NewEvent =>
+export const stepEvent = (run: number, step: number): Event.NewEvent =>
   Event.encode(
     new Event.StepCompleted({
       at: Date.now(),

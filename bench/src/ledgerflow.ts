@@ -6,7 +6,7 @@
 import { Engine, Event, EventStore, Pipeline, Step } from "@ledgerflow/core"
 import { SqliteStore } from "@ledgerflow/store"
 import { Effect, Layer, Schema } from "effect"
-import type { Synchronous } from "./ceiling.js"
+import { stepEvent, type Synchronous } from "./ceiling.js"
 import { freshFile, type Sample, startTimer, stepOutput, workload } from "./support.js"
 
 const Output = Schema.Struct({ run: Schema.Number, step: Schema.Number, ok: Schema.Boolean, note: Schema.String })
@@ -104,16 +104,7 @@ export const measureStoreRuns = (options: { readonly runs: number; readonly sync
             })),
             Event.encode(Event.make(Event.LeaseTaken, { at: now, owner: "bench", token: 1, expiresAt: now + 600_000 }))
           ],
-          steps: Array.from({ length: workload.steps }, (_, step) =>
-            Event.encode(Event.make(Event.StepCompleted, {
-              at: now,
-              stepId: `step-${step}#0`,
-              name: `step-${step}`,
-              inputHash: "0123456789abcdef0123456789abcdef",
-              attempt: 1,
-              startedAt: now,
-              output: stepOutput(run, step)
-            }))),
+          steps: Array.from({ length: workload.steps }, (_, step) => stepEvent(run, step)),
           completed: Event.encode(Event.make(Event.RunCompleted, { at: now, output: 45 }))
         }
       })

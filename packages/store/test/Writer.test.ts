@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -19,7 +20,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 /** A file with a table of rows, its connection logging the statements it runs, and a writer on it. */
 const setUp = Effect.acquireRelease(
   Effect.sync(() => {
-    const filename = path.join(root, `${fs.readdirSync(root).length}.db`)
+    const filename = path.join(root, `${randomUUID()}.db`)
     const statements: Array<string> = []
     const db = new Database(filename, { verbose: (sql) => void statements.push(String(sql)) })
     db.pragma("journal_mode = WAL")
