@@ -367,3 +367,12 @@ export const decodeAll = (stored: ReadonlyArray<StoredEvent>): Effect.Effect<Arr
     }
     return Effect.succeed(events)
   })
+
+/** A decoded event with its place in the run's log (`seq`, from 1, gapless). */
+export type Sequenced = Event & { readonly seq: number }
+
+/** Decode a run's stored events in order, each with its `seq`. */
+export const decodeAllWithSeq = (
+  stored: ReadonlyArray<StoredEvent>
+): Effect.Effect<Array<Sequenced>, UnknownEvent> =>
+  Effect.map(decodeAll(stored), (events) => events.map((event, i) => Object.assign(event, { seq: stored[i]?.seq ?? i + 1 })))

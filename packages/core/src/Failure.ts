@@ -7,6 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as internalClassify from "./internal/classify.js"
+import * as JournalSafe from "./internal/journalSafe.js"
 
 /**
  * A JSON-safe summary of the raw error behind a failure: enough to act on and to fingerprint, never the
@@ -17,7 +18,11 @@ export class ErrorInfo extends Schema.Class<ErrorInfo>("ErrorInfo")({
   message: Schema.String,
   code: Schema.optional(Schema.String),
   status: Schema.optional(Schema.Number),
-  type: Schema.optional(Schema.String)
+  type: Schema.optional(Schema.String),
+  /** The error's own `_tag` (a `Data.TaggedError`, a Schema error class): tell `NotFound` from `Forbidden`. */
+  tag: Schema.optional(Schema.String),
+  /** The tagged error's own fields that JSON carries as they are (others are left out). */
+  fields: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 }) {}
 
 const failureFields = {
@@ -26,7 +31,11 @@ const failureFields = {
   /** The classifier rule that fired (e.g. `http-status`, `sqlite-code`), when classified. */
   rule: Schema.optional(Schema.String),
   /** The raw error, summarised. */
-  cause: Schema.optional(ErrorInfo)
+  cause: Schema.optional(ErrorInfo),
+  /** The run that failed: set on every failure `Engine.run` (or `resume`) returns. */
+  runId: Schema.optional(Schema.String),
+  /** The step that failed, when a step did. */
+  stepId: Schema.optional(Schema.String)
 }
 
 /** A failure that may heal: retried with backoff, never sooner than `retryAfter`. */
@@ -74,15 +83,35 @@ export const describe = (u: unknown): ErrorInfo => {
     // The SDK's error body: `{ type, error: { type } }` or `{ type }`.
     const body = field(u, "error")
     const type = str(field(u, "type")) ?? str(field(body, "type")) ?? str(field(field(body, "error"), "type"))
+    const tag = field(u, "_tag")
+    const fields = typeof tag === "string" ? ownFields(u) : undefined
     return new ErrorInfo({
       name,
       message,
       ...(code !== undefined ? { code } : {}),
       ...(typeof status === "number" ? { status } : {}),
-      ...(type !== undefined ? { type } : {})
+      ...(type !== undefined ? { type } : {}),
+      ...(typeof tag === "string" ? { tag } : {}),
+      ...(fields !== undefined ? { fields } : {})
     })
   }
   return new ErrorInfo({ name: typeof u, message: safeString(u) })
+}
+
+/** Fields that say nothing of the error itself, or that the summary keeps elsewhere. */
+const notFields = new Set(["_tag", "message", "stack", "cause", "name"])
+
+/** A tagged error's own fields that JSON carries exactly (so they survive the log), if any. */
+const ownFields = (u: object): Record<string, unknown> | undefined => {
+  let kept: Record<string, unknown> | undefined
+  for (const key of Object.keys(u)) {
+    if (notFields.has(key)) continue
+    const value: unknown = Reflect.get(u, key)
+    if (!JournalSafe.isPlainJson(value)) continue
+    kept ??= {}
+    kept[key] = value
+  }
+  return kept
 }
 
 const safeString = (u: unknown): string => {
@@ -104,6 +133,33 @@ export const transient = (
     ...(options?.cause !== undefined ? { cause: describe(options.cause) } : {}),
     ...(options?.retryAfter !== undefined ? { retryAfter: Duration.decode(options.retryAfter) } : {})
   })
+
+/**
+ * The failure with the run (and step) it ended named on it: what `Engine.run` returns, so a caller can
+ * resume or inspect the run without looking it up.
+ */
+export function inRun(failure: Transient, runId: string, stepId?: string): Transient
+export function inRun(failure: Deterministic, runId: string, stepId?: string): Deterministic
+export function inRun(failure: Failure, runId: string, stepId?: string): Failure
+export function inRun(failure: Failure, runId: string, stepId?: string): Failure {
+  if (failure.runId === runId && failure.stepId === (stepId ?? failure.stepId)) return failure
+  const fields = {
+    reason: failure.reason,
+    ...(failure.rule !== undefined ? { rule: failure.rule } : {}),
+    ...(failure.cause !== undefined ? { cause: failure.cause } : {}),
+    runId,
+    ...(stepId !== undefined ? { stepId } : failure.stepId !== undefined ? { stepId: failure.stepId } : {})
+  }
+  return failure._tag === "Transient"
+    ? new Transient({ ...fields, ...(failure.retryAfter !== undefined ? { retryAfter: failure.retryAfter } : {}) })
+    : new Deterministic(fields)
+}
+
+/**
+ * The `_tag` of the step's own error behind a failure (`"NotFound"`), when it was a tagged error: branch on
+ * it instead of parsing the reason. Its JSON-safe fields are in `failure.cause.fields`.
+ */
+export const errorTag = (failure: Failure): string | undefined => failure.cause?.tag
 
 /** Make a `Deterministic` from a reason, with an optional raw cause. */
 export const deterministic = (
