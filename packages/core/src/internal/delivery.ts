@@ -3,7 +3,7 @@
  * that finds its run answers from the stored outcome when nothing is to be executed; then the store also
  * journals `RunRedelivered`, which the cost ledger counts as what the redelivery did not pay again.
  */
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import * as Event from "../Event.js"
 import type { EventStoreService, RunRecord } from "../EventStore.js"
 import type { StoreError } from "../StoreError.js"
