@@ -7,6 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as internalClassify from "./internal/classify.js"
+import { innermost } from "./internal/innermost.js"
 import * as JournalSafe from "./internal/journalSafe.js"
 
 /**
@@ -72,9 +73,14 @@ const str = (u: unknown): string | undefined =>
 /** A field of an object, if the value is one. */
 const field = (u: unknown, key: string): unknown => (Predicate.isObject(u) && key in u ? Reflect.get(u, key) : undefined)
 
-/** Summarise any thrown value as an `ErrorInfo`. */
-export const describe = (u: unknown): ErrorInfo => {
-  if (u instanceof ErrorInfo) return u
+/**
+ * Summarise any thrown value as an `ErrorInfo`: the innermost error that says what went wrong — the
+ * driver's error inside `@effect/sql`'s `SqlError`, undici's inside `fetch failed` — not the wrapper's
+ * generic text, so that two different errors never share a fingerprint.
+ */
+export const describe = (raw: unknown): ErrorInfo => {
+  if (raw instanceof ErrorInfo) return raw
+  const u = innermost(raw)
   if (Predicate.isObject(u)) {
     const name = str(field(u, "_tag")) ?? (u instanceof Error ? u.name : undefined) ?? u.constructor?.name ?? "Error"
     const message = str(field(u, "message")) ?? safeString(u)
@@ -185,6 +191,11 @@ export const fingerprint = (failure: Failure): string => {
 export const normaliseMessage = (message: string): string =>
   message
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "<uuid>")
+    // A timestamp (ISO 8601, date and time) before its numbers; a quoted value ('…', SQL's string literal;
+    // double quotes are left: SQL quotes identifiers with them, and a missing column "x" is not column "y").
+    .replace(/\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?/g, "<time>")
+    .replace(/'(?:[^']|'')*'/g, "'<v>'")
+    .replace(/\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{12,}\b/gi, "<hex>")
     .replace(/\b(req|msg|run)_[A-Za-z0-9]+/g, "$1_<id>")
     .replace(/\d+(\.\d+)?/g, "<n>")
     .replace(/\s+/g, " ")

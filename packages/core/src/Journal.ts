@@ -307,6 +307,9 @@ const makeFolder = () => {
       case "RunCancelled":
         status = "cancelled"
         break
+      case "RunRedelivered":
+        // A redelivery answered from the stored outcome: counted by the ledger, no change of state.
+        break
     }
   }
 

@@ -165,7 +165,14 @@ describe("SqliteStore", () => {
       expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
         { value: String(SqliteStore.schemaVersion) }
       ])
-      expect(Option.getOrThrow(yield* store.getRun("run-1"))).toMatchObject({ status: "running", lastSeq: 3, leaseToken: 1 })
+      // Schema 4 back-fills a run's deliveries: the one start that created it, at its creation.
+      expect(Option.getOrThrow(yield* store.getRun("run-1"))).toMatchObject({
+        status: "running",
+        lastSeq: 3,
+        leaseToken: 1,
+        deliveries: 1,
+        lastDeliveredAt: 1_000
+      })
       expect((yield* store.readEvents("run-1")).map((e) => e.data)).toEqual(events.map((e) => e.data))
       expect(yield* store.append({ runId: "run-1", token: 1, expectedSeq: 3, events: [events[2]!], now: 2_000 })).toBe(4)
     }).pipe(Effect.scoped))
@@ -228,7 +235,9 @@ describe("SqliteStore", () => {
         }).pipe(Effect.provide(SqliteClient.layer({ filename })), Effect.scoped)
         const db = new Database(filename)
         db.prepare("ATTACH DATABASE ? AS written").run(written)
-        db.exec(`INSERT INTO runs SELECT * FROM written.runs;
+        db.exec(`INSERT INTO runs SELECT run_id, pipeline, version, key, status, created_at, updated_at, owner,
+            lease_token, lease_expires_at, failure_class, failure_fingerprint, failure_reason, parent_run_id,
+            correlation_id FROM written.runs;
           INSERT INTO runs SELECT 'run-damaged', pipeline, version, 'damaged', status, created_at, updated_at, owner,
             lease_token, lease_expires_at, failure_class, failure_fingerprint, failure_reason, parent_run_id,
             correlation_id FROM written.runs;
@@ -250,7 +259,9 @@ describe("SqliteStore", () => {
 
         yield* Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
-          expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([{ value: "3" }])
+          expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
+            { value: String(SqliteStore.schemaVersion) }
+          ])
           const run = (yield* Engine.runs()).find((r) => r.runId !== "run-damaged")
           const migrated = rowsOf(run!.runId)
           // fetch's completion got its columns from its body; summarize's (with usage) and other events none.

@@ -35,6 +35,7 @@ import {
 } from "../RunError.js"
 import { DuplicateStepName, StepDiverged } from "../Step.js"
 import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
+import { redeliver } from "./delivery.js"
 import { hashJson, toJson } from "./hash.js"
 import * as JournalSafe from "./journalSafe.js"
 import { Leases } from "./leases.js"
@@ -500,13 +501,16 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const key = runOptions.key ?? inputHash
       const invalidKey = validateKey(key)
       if (invalidKey !== undefined) return yield* Effect.fail(invalidKey)
+      // This start is one delivery of its key: counted once, however long it waits for a running run.
+      let delivered = false
       while (true) {
         const now = yield* Clock.currentTimeMillis
         const found = yield* store.findByKey(pipeline.name, key)
         let existing: RunRecord
         if (Option.isSome(found)) {
-          // A key that has a run (a redelivery) is answered from it: one read, no write to learn it again.
-          existing = found.value
+          // A key that has a run (a redelivery) is answered from it: one read, and one small write counting it.
+          existing = delivered ? found.value : yield* redeliver(store, found.value, now)
+          delivered = true
         } else {
           // Only a run that does not exist yet is refused by the breaker: an existing key still returns its outcome.
           yield* checkBreaker(pipeline)
@@ -542,8 +546,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           if (claim._tag === "Created") {
             return yield* execute(pipeline, input, claim.run, Journal.empty, false, runOptions.budget)
           }
-          // Another worker created it since the lookup.
+          // Another worker created it since the lookup; the claim counted this delivery.
           existing = claim.run
+          delivered = true
         }
         // A chosen key is bound to its first input (a derived key is the input's hash: it cannot differ).
         const known = runOptions.key === undefined ? undefined : yield* readState(existing.runId)
