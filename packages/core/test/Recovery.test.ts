@@ -174,4 +174,29 @@ describe("recovery and rollback past the pivot", () => {
       expect((yield* Engine.getRun(run!.runId)).status).toBe("rolled_back")
       expect([...files]).toEqual([])
     }).pipe(Effect.provide(EngineMemory)))
+
+  it.effect("recover skips a run under a live lease by default, and with ifRunning wait reports how its owner finished it", () =>
+    Effect.gen(function*() {
+      const { pipeline, world } = yield* makeWorld("resume")
+      const release = yield* Deferred.make<void>()
+      const gated = Pipeline.make({
+        name: "report-and-mail",
+        version: 1,
+        input: Schema.String,
+        output: Schema.String,
+        run: (name) => Effect.zipRight(Deferred.await(release), pipeline.run(name))
+      })
+      const running = yield* Effect.fork(Engine.run(gated, "report.txt"))
+      yield* Effect.yieldNow()
+      const [run] = yield* Engine.runs()
+      expect(yield* Engine.recover([gated])).toEqual([])
+      const waiting = yield* Effect.fork(Engine.recover([gated], { ifRunning: "wait" }))
+      yield* TestClock.adjust("1 second")
+      yield* Deferred.succeed(release, undefined)
+      expect(yield* Fiber.join(running)).toBe("done")
+      yield* TestClock.adjust("2 seconds")
+      const recovered = yield* Fiber.join(waiting)
+      expect(recovered.map((r) => [r.runId, r.action, r.status])).toEqual([[run!.runId, "skipped", "completed"]])
+      expect(world.mails).toBe(1)
+    }).pipe(Effect.provide(EngineMemory)))
 })
