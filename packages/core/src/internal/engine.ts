@@ -2,8 +2,7 @@
  * The engine's implementation: idempotent starts by key, takeovers under fenced leases, execution of a
  * pipeline against its journal, and replay without side effects.
  */
-import { randomBytes, randomUUID } from "node:crypto"
-import { hostname } from "node:os"
+import { randomUUID } from "node:crypto"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -36,12 +35,17 @@ import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
 import { redeliver } from "./delivery.js"
 import { hashJson, toJson } from "./hash.js"
 import { Leases } from "./leases.js"
+import { leaseLapsed, makeOwner } from "./owner.js"
 import { type ReplayEntry, StepRunner } from "./runner.js"
 
 export interface EngineOptions {
   /** How long a worker's claim on a run lasts without renewal. Default 30 seconds. */
   readonly leaseDuration?: Duration.DurationInput
-  /** This worker's name in leases. Default `host/pid/random`. */
+  /**
+   * This worker's name in leases. Default \`host/pid.start/random\` (\`start\`: the process's start time), which
+   * lets another process on this host see at once that the owner died and take its runs over without
+   * waiting out the lease. An owner named otherwise is only ever taken over when its lease expires.
+   */
   readonly owner?: string
 }
 
@@ -57,6 +61,11 @@ export interface RunOptions {
 }
 
 export interface ResumeOptions {
+  /**
+   * When the run is running under a live lease (its owner alive): fail with \`RunInProgress\` (default) or
+   * wait until it finishes, fails or its owner dies, then resume it (or return its output).
+   */
+  readonly ifRunning?: "fail" | "wait"
   /** Re-execute steps whose input differs from the journal's instead of refusing them. */
   readonly reexecuteDiverged?: boolean
   /** The resumed run's spending limit; overrides the pipeline's `budget` field by field. */
@@ -119,7 +128,7 @@ export interface RecoveredRun {
 
 export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const leaseMs = Duration.toMillis(options.leaseDuration ?? Duration.seconds(30))
-  const owner = options.owner ?? `${hostname()}/${process.pid}/${randomBytes(3).toString("hex")}`
+  const owner = options.owner ?? makeOwner()
 
   // 48 random bits: the first 12 hex digits of a v4 UUID (Node hands those out of a cached entropy pool,
   // ~3× cheaper than \`randomBytes\` per id).
@@ -514,17 +523,18 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
               runOptions.budget
             )
           case "compensating":
-            if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
+            if (leaseLapsed(existing, now) === undefined) return yield* Effect.fail(inProgress(existing))
             // Its worker died while undoing: finish the rollback, then decide as for a rolled-back run.
             yield* rollback(pipeline, existing.runId)
             continue
-          case "running":
-            if (existing.leaseExpiresAt <= now) {
+          case "running": {
+            const lapsed = leaseLapsed(existing, now)
+            if (lapsed !== undefined) {
               return yield* takeOver(
                 pipeline,
                 existing,
-                `the lease of ${existing.owner} expired; taken over by ${owner}`,
-                true,
+                `${lapsed.why}; taken over by ${owner}`,
+                lapsed.timedOut,
                 false,
                 runOptions.budget
               )
@@ -532,6 +542,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
             if (runOptions.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
             yield* Effect.sleep(Duration.millis(Math.min(1000, Math.max(50, existing.leaseExpiresAt - now))))
             continue
+          }
           default:
             return yield* Effect.fail(notResumable(existing))
         }
@@ -606,15 +617,10 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       if (existing.status === "rolled_back") {
         return { runId: existing.runId, compensated: [], pending: [], status: existing.status, message: "already rolled back" }
       }
-      if ((existing.status === "running" || existing.status === "compensating") && existing.leaseExpiresAt > now) {
-        return yield* Effect.fail(inProgress(existing))
-      }
-      const acquired = yield* lease(
-        existing,
-        "rollback",
-        existing.status === "running" || existing.status === "compensating",
-        { status: "compensating" }
-      )
+      const held = existing.status === "running" || existing.status === "compensating"
+      const lapsed = held ? leaseLapsed(existing, now) : undefined
+      if (held && lapsed === undefined) return yield* Effect.fail(inProgress(existing))
+      const acquired = yield* lease(existing, "rollback", lapsed?.timedOut ?? false, { status: "compensating" })
       const state = yield* readState(existing.runId)
       const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
       const runner = yield* newRunner(acquired, state, "rollback", false, state.status === "running")
@@ -653,7 +659,10 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const stale = [
         ...(yield* store.listRuns({ status: "running" })),
         ...(yield* store.listRuns({ status: "compensating" }))
-      ].filter((r) => r.leaseExpiresAt <= now)
+      ].flatMap((r) => {
+        const lapsed = leaseLapsed(r, now)
+        return lapsed === undefined ? [] : [{ ...r, lapsed }]
+      })
       const byName = new Map(pipelines.map((p) => [p.name, p]))
       const results: Array<RecoveredRun> = []
       for (const r of stale) {
@@ -666,7 +675,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         const exit = yield* Effect.exit(
           back
             ? rollback(pipeline, r.runId)
-            : takeOver(pipeline, r, `the lease of ${r.owner} expired; recovered by ${owner}`, true, false)
+            : takeOver(pipeline, r, `${r.lapsed.why}; recovered by ${owner}`, r.lapsed.timedOut, false)
         )
         results.push({
           runId: r.runId,
@@ -702,29 +711,31 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     resumeOptions: ResumeOptions = {}
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
     Effect.gen(function*() {
-      const existing = yield* getRun(runId)
-      yield* checkPipeline(pipeline, existing)
-      const now = yield* Clock.currentTimeMillis
       const reexecute = resumeOptions.reexecuteDiverged ?? false
-      switch (existing.status) {
-        case "completed":
-          return yield* stored(pipeline, existing)
-        case "failed":
-        case "rolled_back":
-        case "needs_attention":
-          return yield* takeOver(pipeline, existing, "resumed explicitly", false, reexecute, resumeOptions.budget)
-        case "running":
-          if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
-          return yield* takeOver(
-            pipeline,
-            existing,
-            `the lease of ${existing.owner} expired; resumed`,
-            true,
-            reexecute,
-            resumeOptions.budget
-          )
-        default:
-          return yield* Effect.fail(notResumable(existing))
+      while (true) {
+        const existing = yield* getRun(runId)
+        yield* checkPipeline(pipeline, existing)
+        const now = yield* Clock.currentTimeMillis
+        switch (existing.status) {
+          case "completed":
+            return yield* stored(pipeline, existing)
+          case "failed":
+          case "rolled_back":
+          case "needs_attention":
+            return yield* takeOver(pipeline, existing, "resumed explicitly", false, reexecute, resumeOptions.budget)
+          case "running": {
+            const lapsed = leaseLapsed(existing, now)
+            if (lapsed !== undefined) {
+              return yield* takeOver(pipeline, existing, `${lapsed.why}; resumed`, lapsed.timedOut, reexecute, resumeOptions.budget)
+            }
+            if (resumeOptions.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
+            // A live owner: wait for it to finish or die, as a start by key waits (\`ifRunning: "wait"\`).
+            yield* Effect.sleep(Duration.millis(Math.min(1000, Math.max(50, existing.leaseExpiresAt - now))))
+            continue
+          }
+          default:
+            return yield* Effect.fail(notResumable(existing))
+        }
       }
     })
 
