@@ -39,7 +39,13 @@ export interface ReportOptions {
 
 /** Tokens, calls and dollars. `usd` counts priced models only: see the row's `unpriced`. */
 export interface Tally {
+  /** The dollars as the nearest float of \`usdExact\` (for arithmetic and charts). */
   readonly usd: number
+  /**
+   * The dollars exactly, as a decimal string (\`"0.085692"\`): summed as integers of 10^-18 dollars, so no
+   * float noise; prices with more than 12 decimals per million tokens are rounded there.
+   */
+  readonly usdExact: string
   readonly inputTokens: number
   readonly outputTokens: number
   readonly cacheWriteTokens: number
