@@ -54,7 +54,21 @@ export interface Tally {
   readonly calls: number
 }
 
-export interface Row {
+/**
+ * What a row groups by, as fields: `pipeline` (by pipeline, step, key, run), `step` (by step), `model` (by
+ * model), `key` (by key), `runId` (by run). A key or step name may hold any character: read these, not
+ * the joined `group`.
+ */
+export interface RowFields {
+  readonly pipeline?: string
+  readonly step?: string
+  readonly model?: string
+  readonly key?: string
+  readonly runId?: string
+}
+
+export interface Row extends RowFields {
+  /** The group, for people: \`pipeline/step\` by step, the model, the key, the run id, … */
   readonly group: string
   readonly spent: Tally
   readonly saved: Tally

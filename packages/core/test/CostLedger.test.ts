@@ -266,6 +266,7 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
       const report = yield* CostLedger.report({ by: "model" })
       expect(report.rows).toEqual([{
         group: "claude-mystery-1",
+        model: "claude-mystery-1",
         spent: { usd: 0, usdExact: "0", inputTokens: 1000, outputTokens: 100, cacheWriteTokens: 0, cacheReadTokens: 0, calls: 1 },
         saved: CostLedger.zero,
         held: CostLedger.zero,

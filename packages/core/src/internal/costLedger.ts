@@ -4,7 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { DriftRow, FindingRow, HoldingRun, Report, ReportOptions, Row, Tally } from "../CostLedger.js"
+import type { DriftRow, FindingRow, HoldingRun, Report, ReportOptions, Row, RowFields, Tally } from "../CostLedger.js"
 import * as Event from "../Event.js"
 import { EventStore, type RunRecord } from "../EventStore.js"
 import * as Pricing from "../Pricing.js"
@@ -133,6 +133,25 @@ export const report = (
     const findings = new Map<string, Omit<FindingRow, "runs"> & { runs: Set<string> }>()
     const byId = new Map(runs.map((r) => [r.runId, r]))
 
+    /** Each group's fields, as data (`pipeline`, `step`, `model`, …): a row's group joins them for people. */
+    const fieldsOf = new Map<string, RowFields>()
+    const fields = (run: RunRecord, step: string, model: string): RowFields => {
+      switch (options.by) {
+        case "pipeline":
+          return { pipeline: run.pipeline }
+        case "step":
+          return { pipeline: run.pipeline, step }
+        case "model":
+          return { model }
+        case "key":
+          return { pipeline: run.pipeline, key: run.key }
+        case "run":
+          return { pipeline: run.pipeline, runId: run.runId }
+        case "correlation":
+          return {}
+      }
+    }
+
     const groupOf = (run: RunRecord, step: string, model: string): string => {
       switch (options.by) {
         case "pipeline":
@@ -178,6 +197,7 @@ export const report = (
         if (target === undefined) {
           target = group()
           groups.set(key, target)
+          fieldsOf.set(key, fields(run, step, u.model))
         }
         add(target, column, u)
         add(totals, column, u)
@@ -305,6 +325,7 @@ export const report = (
     const share = (part: number, whole: number) => (whole === 0 ? 0 : part / whole)
     const rows: Array<Row> = [...groups].map(([group, g]) => ({
       group,
+      ...fieldsOf.get(group),
       spent: frozen(g.spent),
       saved: frozen(g.saved),
       held: frozen(g.held),
