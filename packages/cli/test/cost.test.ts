@@ -84,7 +84,7 @@ describe("ledgerflow cost", () => {
     // 8,000 × $1 + 500 × $2 per million: $0.009 (not the list price's $0.0315).
     expect(row.spent.usd).toBe("0.009")
     expect(totals.pricesAsOf).toBe("2026-12-01")
-  })
+  }, 180_000)
 
   it("a bad --by is bad usage: exit 2", async () => {
     const result = await ledgerflow(["--db", db, "cost", "--by", "color"])
