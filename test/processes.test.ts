@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -41,18 +42,24 @@ describe("across OS processes, on one SQLite file", () => {
       db: join(dir, "ledger.db"),
       appDb: join(dir, "app.db"),
       sideEffects: join(dir, "effects.log"),
-      leaseMs: 1_000,
+      // The default lease (30 s): the new process must not wait it out.
       key: "report-acme"
     }
     createAppDb(orders.appDb, { withRegion: true })
     const killed = await runWorker({ ...orders, killAt: "insert-row" })
     expect(killed.signal).toBe("SIGKILL")
     expect(sideEffects(orders.sideEffects)).toEqual(["fetch", "summarize", "write-file"])
-    // A new process starts the same key: it waits out the dead worker's lease, takes the run over, and
-    // serves the three completed steps from the log.
+    // A new process starts the same key: the dead worker's process is gone from this host, so it takes the
+    // run over at once (not after the 30 s lease) and serves the three completed steps from the log.
     const resumed = await runWorker(orders)
     expect(resumed.stderr).toBe("")
     expect(JSON.parse(resumed.stdout).out).toEqual({ file: "reports/9.txt", row: 1 })
     expect(sideEffects(orders.sideEffects)).toEqual(["fetch", "summarize", "write-file", "insert-row", "webhook"])
+    const ledger = new Database(orders.db, { readonly: true })
+    const reasons = ledger.prepare<[], { reason: string }>(
+      "SELECT data ->> '$.reason' AS reason FROM events WHERE type = 'RunResumed'"
+    ).all().map((r) => r.reason)
+    ledger.close()
+    expect(reasons).toEqual([expect.stringMatching(new RegExp(`process ${killed.pid} on this host no longer exists`))])
   }, 120_000)
 })

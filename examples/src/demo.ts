@@ -3,7 +3,7 @@
  * the local Claude stand-in (or the real API when ANTHROPIC_API_KEY is set), using the `ledgerflow` CLI
  * for the after-the-fix steps. Leaves the store behind for you to explore.
  */
-import { Anthropic, Engine, Failure } from "@ledgerflow/core"
+import { Anthropic, CostLedger, Engine, Failure } from "@ledgerflow/core"
 import { AnthropicStandIn } from "@ledgerflow/core/testing"
 import { SqliteStore } from "@ledgerflow/store"
 import Database from "better-sqlite3"
@@ -65,6 +65,13 @@ const demo = Effect.gen(function*() {
   const [stormRun] = yield* Engine.runs({ pipeline: "retry-storm" })
   runId = stormRun!.runId
   yield* say(`21 deliveries → ${(yield* calls) - withLedger} Claude calls billed (1 execution; 20 deliveries got the stored failure at once)`)
+  // The story told by the ledger itself: the run's delivery count, and what the 20 redeliveries did not pay.
+  const ledger = yield* CostLedger.report({ by: "run", runId })
+  yield* say(
+    `the ledger: ${stormRun!.deliveries} deliveries, 1 execution, $${
+      ledger.totals.saved.usd.toFixed(4)
+    } saved; $${ledger.totals.held.usd.toFixed(4)} held by the failed run until it is resumed`
+  )
 
   yield* heading("3. Fix the schema, resume the run: 0 new tokens")
   migrateBatchTable(app)

@@ -23,6 +23,8 @@ describe("the demo (the README's first command)", () => {
     const out = result.stdout
     expect(out).toContain("21 deliveries → 105 Claude calls billed")
     expect(out).toContain("21 deliveries → 5 Claude calls billed")
+    // Told from the ledger: the run counted 21 deliveries, and the 20 redeliveries saved money.
+    expect(out).toMatch(/the ledger: 21 deliveries, 1 execution, \$0\.\d*[1-9]\d* saved; \$0\.\d*[1-9]\d* held/)
     expect(out).toContain("Claude calls billed by the resume: 0")
     expect(out).toContain("Claude calls billed for both starts: 1")
     expect(out).toMatch(/LoopLimitExceeded: .*triage-bot/)

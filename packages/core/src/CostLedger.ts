@@ -39,7 +39,13 @@ export interface ReportOptions {
 
 /** Tokens, calls and dollars. `usd` counts priced models only: see the row's `unpriced`. */
 export interface Tally {
+  /** The dollars as the nearest float of \`usdExact\` (for arithmetic and charts). */
   readonly usd: number
+  /**
+   * The dollars exactly, as a decimal string (\`"0.085692"\`): summed as integers of 10^-18 dollars, so no
+   * float noise; prices with more than 12 decimals per million tokens are rounded there.
+   */
+  readonly usdExact: string
   readonly inputTokens: number
   readonly outputTokens: number
   readonly cacheWriteTokens: number
@@ -48,7 +54,21 @@ export interface Tally {
   readonly calls: number
 }
 
-export interface Row {
+/**
+ * What a row groups by, as fields: `pipeline` (by pipeline, step, key, run), `step` (by step), `model` (by
+ * model), `key` (by key), `runId` (by run). A key or step name may hold any character: read these, not
+ * the joined `group`.
+ */
+export interface RowFields {
+  readonly pipeline?: string
+  readonly step?: string
+  readonly model?: string
+  readonly key?: string
+  readonly runId?: string
+}
+
+export interface Row extends RowFields {
+  /** The group, for people: \`pipeline/step\` by step, the model, the key, the run id, … */
   readonly group: string
   readonly spent: Tally
   readonly saved: Tally

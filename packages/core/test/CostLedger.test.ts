@@ -160,7 +160,7 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
       // Wasted, explicitly: nothing. The five paid classifications are journaled and kept; the failure was
       // deterministic, so the 20 redeliveries executed nothing: each was answered with the stored failure and
       // did not pay the five calls again (saved 20 × the batch). The batch itself is held by the failed run.
-      const times = (t: CostLedger.Tally, n: number): CostLedger.Tally => ({
+      const times = (t: CostLedger.Tally, n: number): Omit<CostLedger.Tally, "usdExact"> => ({
         usd: t.usd * n,
         inputTokens: t.inputTokens * n,
         outputTokens: t.outputTokens * n,
@@ -168,7 +168,10 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
         cacheReadTokens: t.cacheReadTokens * n,
         calls: t.calls * n
       })
-      const inCents = (t: CostLedger.Tally) => ({ ...t, usd: cents(t.usd) })
+      const inCents = ({ usdExact: _, ...t }: Omit<CostLedger.Tally, "usdExact"> & { readonly usdExact?: string }) => ({
+        ...t,
+        usd: cents(t.usd)
+      })
       const [run] = yield* Engine.runs({ key: "batch-7" })
       expect(run).toMatchObject({ deliveries: 21, status: "failed" })
       expect(failed.totals.wasted).toEqual(CostLedger.zero)
@@ -263,7 +266,8 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
       const report = yield* CostLedger.report({ by: "model" })
       expect(report.rows).toEqual([{
         group: "claude-mystery-1",
-        spent: { usd: 0, inputTokens: 1000, outputTokens: 100, cacheWriteTokens: 0, cacheReadTokens: 0, calls: 1 },
+        model: "claude-mystery-1",
+        spent: { usd: 0, usdExact: "0", inputTokens: 1000, outputTokens: 100, cacheWriteTokens: 0, cacheReadTokens: 0, calls: 1 },
         saved: CostLedger.zero,
         held: CostLedger.zero,
         wasted: CostLedger.zero,
@@ -276,6 +280,8 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
       )
       expect(priced.totals.unpriced).toEqual([])
       expect(priced.totals.spent.usd).toBeCloseTo((1000 * 2 + 100 * 8) / 1e6, 12)
+      // Exact dollars, as a decimal string: no float noise.
+      expect(priced.totals.spent.usdExact).toBe("0.0028")
     }).pipe(Effect.provide(fresh)))
 })
 

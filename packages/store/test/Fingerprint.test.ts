@@ -20,12 +20,13 @@ const directory = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-fingerprint-
 afterAll(() => fs.rmSync(directory, { recursive: true, force: true }))
 
 /** A pipeline whose one step runs `query(n)` against the app's own database. */
-const makePipeline = (name: string, query: (n: number) => string) =>
+const makePipeline = (name: string, query: (n: number) => string, options: { readonly breaker?: false } = {}) =>
   Pipeline.make({
     name,
     version: 1,
     input: Schema.Number,
     output: Schema.Number,
+    ...options,
     run: Step.make({
       name: "insert-row",
       input: Schema.Number,
@@ -84,49 +85,23 @@ describe("failure fingerprints of real @effect/sql errors", () => {
     return Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* sql.unsafe("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-      const storm = Pipeline.make({
-        name: "storm",
-        version: 1,
-        input: Schema.Number,
-        output: Schema.Number,
-        breaker: false,
-        run: Step.make({
-          name: "insert-row",
-          input: Schema.Number,
-          output: Schema.Number,
-          run: (n) =>
-            Effect.flatMap(
-              SqlClient.SqlClient,
-              (sql) => sql.unsafe(`INSERT INTO t (id, v, missing_col) VALUES (${n}, 'value ${n} at 2026-12-0${n % 9 + 1}T10:00:00Z', ${n * 7})`)
-            ).pipe(Effect.as(n))
-        })
-      })
+      const storm = makePipeline(
+        "storm",
+        (n) => `INSERT INTO t (id, v, missing_col) VALUES (${n}, 'value ${n} at 2026-12-0${n % 9 + 1}T10:00:00Z', ${n * 7})`,
+        { breaker: false }
+      )
       const prints = new Set<string>()
       for (let n = 1; n <= 21; n++) prints.add((yield* failedFingerprint(storm, n, `storm-${n}`)).fingerprint)
       expect(prints.size).toBe(1)
       // Three runs of one pipeline failing three different ways do not open its breaker (threshold 3).
-      const mixed = Pipeline.make({
-        name: "mixed",
-        version: 1,
-        input: Schema.Number,
-        output: Schema.Number,
-        run: Step.make({
-          name: "insert-row",
-          input: Schema.Number,
-          output: Schema.Number,
-          run: (n) =>
-            Effect.flatMap(SqlClient.SqlClient, (sql) =>
-              sql.unsafe(
-                n === 1
-                  ? "INSERT INTO t (id, v, missing_col) VALUES (1, 'a', 2)"
-                  : n === 2
-                  ? "SELECT * FROM nosuchtable"
-                  : n === 3
-                  ? "SELECT nosuchcol FROM t"
-                  : `INSERT INTO t (id, v) VALUES (${n}, 'ok')`
-              )).pipe(Effect.as(n))
-        })
-      })
+      const mixed = makePipeline("mixed", (n) =>
+        n === 1
+          ? "INSERT INTO t (id, v, missing_col) VALUES (1, 'a', 2)"
+          : n === 2
+          ? "SELECT * FROM nosuchtable"
+          : n === 3
+          ? "SELECT nosuchcol FROM t"
+          : `INSERT INTO t (id, v) VALUES (${n}, 'ok')`)
       for (const n of [1, 2, 3]) yield* failedFingerprint(mixed, n, `mixed-${n}`)
       expect(yield* Engine.run(mixed, 4, { key: "mixed-4" })).toBe(4)
     }).pipe(Effect.provide(Layer.merge(app, engine)))

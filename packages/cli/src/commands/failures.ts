@@ -11,6 +11,7 @@ import * as format from "../internal/format.js"
 import { Globals, options as globalOptions } from "../internal/globals.js"
 import { describe } from "../internal/help.js"
 import * as Output from "../internal/output.js"
+import * as Run from "../internal/run.js"
 import { wrap } from "../internal/render.js"
 import * as Since from "../internal/since.js"
 import * as Store from "../internal/store.js"
@@ -25,6 +26,9 @@ export interface Group {
   readonly steps: ReadonlyArray<string>
   readonly firstSeen: number
   readonly lastSeen: number
+  /** Starts by key of these runs (redeliveries included), and how many of them executed the pipeline. */
+  readonly deliveries: number
+  readonly executions: number
   /** Newest first. */
   readonly runIds: ReadonlyArray<string>
 }
@@ -34,15 +38,17 @@ interface Occurrence {
   readonly at: number
   readonly stepId: string | undefined
   readonly rule: string | undefined
+  readonly executions: number
 }
 
 /** The run's latest `RunFailed`: when and where it failed (the projection says how). */
 const occurrence = (run: EventStore.RunRecord) =>
   Effect.map(Events.read(run.runId), (logged): Occurrence => {
     const failed = [...logged].reverse().find((e) => e.event._tag === "RunFailed")?.event
+    const executions = Run.executions(logged.map((e) => e.event))
     return failed?._tag === "RunFailed"
-      ? { run, at: failed.at, stepId: failed.stepId, rule: failed.failure.rule }
-      : { run, at: run.updatedAt, stepId: undefined, rule: undefined }
+      ? { run, at: failed.at, stepId: failed.stepId, rule: failed.failure.rule, executions }
+      : { run, at: run.updatedAt, stepId: undefined, rule: undefined, executions }
   })
 
 const group = (occurrences: ReadonlyArray<Occurrence>): Array<Group> => {
@@ -64,6 +70,8 @@ const group = (occurrences: ReadonlyArray<Occurrence>): Array<Group> => {
       steps: [...new Set(os.flatMap((o) => o.stepId !== undefined ? [o.stepId] : []))],
       firstSeen: Math.min(...os.map((o) => o.at)),
       lastSeen: latest.at,
+      deliveries: os.reduce((n, o) => n + o.run.deliveries, 0),
+      executions: os.reduce((n, o) => n + o.executions, 0),
       runIds: newest.map((o) => o.run.runId)
     }
   }).sort((a, b) => b.count - a.count || b.lastSeen - a.lastSeen)
@@ -104,6 +112,8 @@ export const command = Command.make("failures", {
         ...(i > 0 ? [""] : []),
         `${style.bold(count)} ${paint(g.classification)}  ${where}`,
         ...more(wrap(g.reason, width - indent.length)),
+        // Redeliveries of these keys (a queue retrying): the 20 that executed nothing are told here.
+        ...(g.deliveries > g.count ? more([Run.deliveriesText(g.deliveries, g.executions)]) : []),
         ...more([
           `first ${format.time(g.firstSeen)}  last ${format.time(g.lastSeen)}`,
           `runs  ${shown.join(" ")}${g.runIds.length > shown.length ? ` +${g.runIds.length - shown.length}` : ""}`
@@ -117,5 +127,8 @@ export const command = Command.make("failures", {
       { command: "ledgerflow failures --since 1d --pipeline retry-storm", does: "one pipeline's failures of the last day" },
       { command: "ledgerflow failures --json | jq -r '.runIds[]'", does: "every failed run's id" }
     ],
-    ["A run resumed to completion no longer counts. --json prints one group a line (NDJSON), with all its run ids."]
+    [
+      "A run resumed to completion no longer counts. Redeliveries of a failing key (a queue retrying it) show as \"21 deliveries, 1 execution\".",
+      "--json prints one group a line (NDJSON), with all its run ids, its deliveries and executions."
+    ]
   )))

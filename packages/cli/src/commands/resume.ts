@@ -23,6 +23,11 @@ export const command = Command.make("resume", {
   run: Run.argument,
   reexecuteDiverged: Options.boolean("reexecute-diverged").pipe(
     Options.withDescription("Run again the steps whose input changed since the log recorded them, instead of refusing.")
+  ),
+  wait: Options.boolean("wait").pipe(
+    Options.withDescription(
+      "When a live worker holds the run, wait until it finishes, fails or dies, then resume (instead of refusing). A worker of this host whose process is gone never holds a run."
+    )
   )
 }, (args) =>
   Store.provide(Effect.gen(function*() {
@@ -32,7 +37,10 @@ export const command = Command.make("resume", {
     const exit = yield* Output.withProgress(`resuming ${before.runId}`, () =>
       Effect.exit(Config.provide(
         config,
-        engine.resume(pipeline, before.runId, { reexecuteDiverged: args.reexecuteDiverged })
+        engine.resume(pipeline, before.runId, {
+          reexecuteDiverged: args.reexecuteDiverged,
+          ifRunning: args.wait ? "wait" : "fail"
+        })
       )))
     const after = yield* engine.getRun(before.runId)
     // Refused before doing anything (in progress, not resumable, breaker open): only the error to tell.
@@ -103,7 +111,8 @@ export const command = Command.make("resume", {
     "Continue a failed (or rolled back, or stuck) run after a fix. Steps the log has completed are served from it and cost nothing; the rest run. Prints what was served, the tokens that saved, and what ran. Needs the pipeline's code: see --config.",
     [
       { command: "ledgerflow resume run_0m8x2k", does: "finish the run after fixing what failed" },
-      { command: "ledgerflow resume run_0m8x2k --reexecute-diverged", does: "also run again the steps whose input changed" }
+      { command: "ledgerflow resume run_0m8x2k --reexecute-diverged", does: "also run again the steps whose input changed" },
+      { command: "ledgerflow resume run_0m8x2k --wait", does: "wait for the live worker that holds the run, then resume" }
     ],
     ["Exit 0 when the run completes, 1 when it fails again."]
   )))

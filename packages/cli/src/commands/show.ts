@@ -18,7 +18,7 @@ import * as Timeline from "../internal/timeline.js"
 const paint = (tone: Timeline.Tone, style: Style): (s: string) => string =>
   tone === "ok" ? style.green : tone === "fail" ? style.red : tone === "warn" ? style.yellow : tone === "quiet" ? style.dim : (s) => s
 
-const header = (run: EventStore.RunRecord, timeline: Timeline.Timeline, globals: GlobalsService) => {
+const header = (run: EventStore.RunRecord, timeline: Timeline.Timeline, executions: number, globals: GlobalsService) => {
   const failure = run.failureReason !== undefined && run.status !== "completed"
     ? [["failure", run.failureReason] as const]
     : []
@@ -30,6 +30,10 @@ const header = (run: EventStore.RunRecord, timeline: Timeline.Timeline, globals:
     ...failure,
     ["created", format.time(run.createdAt)],
     ["updated", format.time(run.updatedAt)],
+    // Redeliveries of the key (a retry storm): how many, and how few of them executed anything.
+    ...(run.deliveries > 1
+      ? [["deliveries", `${Run.deliveriesText(run.deliveries, executions)}; last ${format.time(run.lastDeliveredAt)}`] as const]
+      : []),
     ...(run.parentRunId !== undefined ? [["parent", run.parentRunId] as const] : []),
     ...(run.correlationId !== undefined ? [["correlation", run.correlationId] as const] : []),
     ["events", String(timeline.rows.length)]
@@ -94,9 +98,10 @@ export const command = Command.make("show", {
     const run = yield* engine.getRun(args.run)
     const logged = yield* Events.read(run.runId)
     const timeline = Timeline.make(logged)
+    const executions = Run.executions(logged.map((e) => e.event))
     if (globals.json) {
       return yield* Output.json({
-        run: Run.toJson(run),
+        run: { ...Run.toJson(run), executions },
         steps: timeline.steps,
         spent: timeline.spent,
         saved: timeline.saved,
@@ -114,7 +119,7 @@ export const command = Command.make("show", {
       ]
     ], globals)
     yield* Output.lines([
-      ...header(run, timeline, globals),
+      ...header(run, timeline, executions, globals),
       "",
       ...events(timeline, args.verbose, globals),
       ...(timeline.steps.length > 0 ? ["", ...steps(timeline, globals)] : []),

@@ -1,7 +1,8 @@
 /**
  * The user's `ledgerflow.config.ts`: it exports `pipelines` (an array of `Pipeline`) and optionally `layer`
- * (a Layer providing what the pipelines need). Loaded with tsx, so a TypeScript config works without a
- * build step. Only the commands that run pipeline code (replay, resume, rollback, breaker reset) load it.
+ * (a Layer providing what the pipelines need), and optionally `prices` (a `Pricing.PriceTable`). Loaded with
+ * tsx, so a TypeScript config works without a build step. The commands that run pipeline code (replay,
+ * resume, rollback, breaker reset) load it, and `cost` when `--config` is given (for its prices).
  */
 import type { Engine, EventStore, Pipeline, RunError, StoreError } from "@ledgerflow/core"
 import * as Data from "effect/Data"
@@ -26,6 +27,8 @@ export interface Config {
   readonly pipelines: ReadonlyArray<Pipeline.Any>
   /** What the pipelines need; it must need nothing itself (the config contract). */
   readonly layer: Layer.Layer<Services, unknown, never> | undefined
+  /** The config's own price table, unchecked (`ledgerflow cost` decodes it). */
+  readonly prices: unknown
 }
 
 const isPipeline = (u: unknown): u is Pipeline.Any =>
@@ -89,7 +92,7 @@ const check = (file: string, loaded: unknown): Effect.Effect<Config, CliError> =
   if (layer !== undefined && !isConfigLayer(layer)) {
     return Effect.fail(badInput(`the config ${file} exports a \`layer\` that is not a Layer; export a Layer (or nothing)`))
   }
-  return Effect.succeed({ file, pipelines: pipelines.filter(isPipeline), layer })
+  return Effect.succeed({ file, pipelines: pipelines.filter(isPipeline), layer, prices: source["prices"] })
 }
 
 /** The config's pipeline of this name; `missing` says why it was wanted when the config lacks it. */

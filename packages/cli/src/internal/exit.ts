@@ -42,7 +42,7 @@ const known: Record<string, { readonly code: Code; readonly hint?: string }> = {
   KeyConflict: { code: BadInput },
   // The operation was tried and did not succeed.
   StoreError: { code: Failed },
-  RunInProgress: { code: Failed },
+  RunInProgress: { code: Failed, hint: "`ledgerflow resume <run> --wait` waits for it" },
   CircuitOpen: { code: Failed },
   LeaseLost: { code: Failed, hint: "another worker took the run over; see `ledgerflow show`" },
   SeqConflict: { code: Failed, hint: "another worker appended to the run; retry" },

@@ -3,7 +3,7 @@
  * and status for tables, and its JSON form.
  */
 import { Args } from "@effect/cli"
-import type { EventStore } from "@ledgerflow/core"
+import type { Event, EventStore } from "@ledgerflow/core"
 import type { Cell, Style } from "./render.js"
 
 export const argument = Args.text({ name: "run" }).pipe(
@@ -47,5 +47,18 @@ export const toJson = (run: EventStore.RunRecord) => ({
   failureFingerprint: run.failureFingerprint ?? null,
   failureReason: run.failureReason ?? null,
   parentRunId: run.parentRunId ?? null,
-  correlationId: run.correlationId ?? null
+  correlationId: run.correlationId ?? null,
+  deliveries: run.deliveries,
+  lastDeliveredAt: run.lastDeliveredAt
 })
+
+/**
+ * How many times the run's pipeline code was executed: its start and every resume (a takeover, a resume
+ * after a fix), not the leases a rollback took. The rest of its deliveries executed nothing.
+ */
+export const executions = (events: ReadonlyArray<Event.Event>): number =>
+  events.filter((e) => e._tag === "RunStarted" || (e._tag === "RunResumed" && e.reason !== "rollback")).length
+
+/** "21 deliveries, 1 execution". */
+export const deliveriesText = (deliveries: number, executions: number): string =>
+  `${deliveries} deliver${deliveries === 1 ? "y" : "ies"}, ${executions} execution${executions === 1 ? "" : "s"}`

@@ -4,17 +4,54 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { DriftRow, FindingRow, HoldingRun, Report, ReportOptions, Row, Tally } from "../CostLedger.js"
+import type { DriftRow, FindingRow, HoldingRun, Report, ReportOptions, Row, RowFields, Tally } from "../CostLedger.js"
 import * as Event from "../Event.js"
 import { EventStore, type RunRecord } from "../EventStore.js"
 import * as Pricing from "../Pricing.js"
 import type { StoreError } from "../StoreError.js"
 import type { Usage } from "../Usage.js"
 
-export const zero: Tally = { usd: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, calls: 0 }
+export const zero: Tally = {
+  usd: 0,
+  usdExact: "0",
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheWriteTokens: 0,
+  cacheReadTokens: 0,
+  calls: 0
+}
+
+/**
+ * Dollars are summed exactly, as integers of 10^-18 dollars: a price (per million tokens) with at most 12
+ * decimals times a token count is one such integer, so no sum of them carries float noise. `usd` is the
+ * exact sum's nearest float.
+ */
+const SCALE = 18
+const PRICE_SCALE = 12
+
+/** A price per million tokens as an integer of 10^-12 dollars; finer digits (beyond 12) are rounded off. */
+const scaledPrice = (price: number): bigint => {
+  const match = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(price))
+  if (match === null) return BigInt(Math.round(price * 10 ** PRICE_SCALE))
+  const [, whole = "0", fraction = "", exponent = "0"] = match
+  const shift = PRICE_SCALE + Number(exponent) - fraction.length
+  const digits = BigInt(whole + fraction)
+  if (shift >= 0) return digits * 10n ** BigInt(shift)
+  const divisor = 10n ** BigInt(-shift)
+  return (digits + divisor / 2n) / divisor
+}
+
+/** An exact amount of 10^-18 dollars as a plain decimal string: \`0.085692\`, \`12\`, \`0\`. */
+export const decimal = (units: bigint): string => {
+  const sign = units < 0n ? "-" : ""
+  const digits = (units < 0n ? -units : units).toString().padStart(SCALE + 1, "0")
+  const whole = digits.slice(0, -SCALE)
+  const fraction = digits.slice(-SCALE).replace(/0+$/, "")
+  return `${sign}${whole}${fraction === "" ? "" : `.${fraction}`}`
+}
 
 interface MutableTally {
-  usd: number
+  units: bigint
   inputTokens: number
   outputTokens: number
   cacheWriteTokens: number
@@ -22,7 +59,28 @@ interface MutableTally {
   calls: number
 }
 
-const tally = (): MutableTally => ({ ...zero })
+const tally = (): MutableTally => ({
+  units: 0n,
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheWriteTokens: 0,
+  cacheReadTokens: 0,
+  calls: 0
+})
+
+/** A tally as reports hand it: its exact dollars as a decimal string, and as the nearest float. */
+const frozen = (t: MutableTally): Tally => {
+  const usdExact = decimal(t.units)
+  return {
+    usd: Number(usdExact),
+    usdExact,
+    inputTokens: t.inputTokens,
+    outputTokens: t.outputTokens,
+    cacheWriteTokens: t.cacheWriteTokens,
+    cacheReadTokens: t.cacheReadTokens,
+    calls: t.calls
+  }
+}
 
 interface Group {
   readonly spent: MutableTally
@@ -75,6 +133,25 @@ export const report = (
     const findings = new Map<string, Omit<FindingRow, "runs"> & { runs: Set<string> }>()
     const byId = new Map(runs.map((r) => [r.runId, r]))
 
+    /** Each group's fields, as data (`pipeline`, `step`, `model`, …): a row's group joins them for people. */
+    const fieldsOf = new Map<string, RowFields>()
+    const fields = (run: RunRecord, step: string, model: string): RowFields => {
+      switch (options.by) {
+        case "pipeline":
+          return { pipeline: run.pipeline }
+        case "step":
+          return { pipeline: run.pipeline, step }
+        case "model":
+          return { model }
+        case "key":
+          return { pipeline: run.pipeline, key: run.key }
+        case "run":
+          return { pipeline: run.pipeline, runId: run.runId }
+        case "correlation":
+          return {}
+      }
+    }
+
     const groupOf = (run: RunRecord, step: string, model: string): string => {
       switch (options.by) {
         case "pipeline":
@@ -99,9 +176,13 @@ export const report = (
       t.cacheWriteTokens += usage.cacheWriteTokens
       t.cacheReadTokens += usage.cacheReadTokens
       t.calls += 1
-      const cost = Pricing.cost(table, usage)
-      if (cost._tag === "Priced") t.usd += cost.usd
-      return cost._tag === "Unpriced" ? cost.model : undefined
+      const price = Pricing.lookup(table, usage.model)
+      if (price === undefined) return usage.model
+      t.units += BigInt(usage.inputTokens) * scaledPrice(price.input) +
+        BigInt(usage.outputTokens) * scaledPrice(price.output) +
+        BigInt(usage.cacheWriteTokens) * scaledPrice(price.cacheWrite) +
+        BigInt(usage.cacheReadTokens) * scaledPrice(price.cacheRead)
+      return undefined
     }
 
     const add = (target: Group, column: Column, usage: Usage) => {
@@ -116,6 +197,7 @@ export const report = (
         if (target === undefined) {
           target = group()
           groups.set(key, target)
+          fieldsOf.set(key, fields(run, step, u.model))
         }
         add(target, column, u)
         add(totals, column, u)
@@ -223,7 +305,7 @@ export const report = (
       // ends in (the projection is updated with each append).
       const column = standingColumn(run.status)
       if (column !== undefined) {
-        const before = { ...totals[column] }
+        const before = { ...totals.held }
         for (const stepId of unused) {
           const completion = completions.get(stepId)!
           if (since === undefined || completion.at >= since) record(run, completion.name, column, completion.usage)
@@ -234,7 +316,7 @@ export const report = (
             pipeline: run.pipeline,
             key: run.key,
             status: run.status,
-            held: difference(totals.held, before)
+            held: frozen(difference(totals.held, before))
           })
         }
       }
@@ -243,13 +325,14 @@ export const report = (
     const share = (part: number, whole: number) => (whole === 0 ? 0 : part / whole)
     const rows: Array<Row> = [...groups].map(([group, g]) => ({
       group,
-      spent: { ...g.spent },
-      saved: { ...g.saved },
-      held: { ...g.held },
-      wasted: { ...g.wasted },
+      ...fieldsOf.get(group),
+      spent: frozen(g.spent),
+      saved: frozen(g.saved),
+      held: frozen(g.held),
+      wasted: frozen(g.wasted),
       unpriced: [...g.unpriced].sort(),
       share: {
-        usd: share(g.spent.usd, totals.spent.usd),
+        usd: share(Number(g.spent.units), Number(totals.spent.units)),
         inputTokens: share(g.spent.inputTokens, totals.spent.inputTokens),
         outputTokens: share(g.spent.outputTokens, totals.spent.outputTokens)
       }
@@ -263,14 +346,14 @@ export const report = (
       pricesAsOf: table.asOf,
       rows,
       totals: {
-        spent: { ...totals.spent },
-        saved: { ...totals.saved },
-        held: { ...totals.held },
-        wasted: { ...totals.wasted },
+        spent: frozen(totals.spent),
+        saved: frozen(totals.saved),
+        held: frozen(totals.held),
+        wasted: frozen(totals.wasted),
         unpriced: [...totals.unpriced].sort()
       },
       drift: [...drift.values()]
-        .map((d) => ({ ...d, wasted: { ...d.wasted }, runs: [...d.runs] }))
+        .map((d) => ({ ...d, wasted: frozen(d.wasted), runs: [...d.runs] }))
         .sort((a, b) => b.count - a.count || b.wasted.usd - a.wasted.usd),
       findings: [...findings.values()]
         .map((f) => ({ ...f, runs: [...f.runs] }))
@@ -280,8 +363,8 @@ export const report = (
     } satisfies Report
   })
 
-const difference = (after: Tally, before: Tally): Tally => ({
-  usd: after.usd - before.usd,
+const difference = (after: MutableTally, before: MutableTally): MutableTally => ({
+  units: after.units - before.units,
   inputTokens: after.inputTokens - before.inputTokens,
   outputTokens: after.outputTokens - before.outputTokens,
   cacheWriteTokens: after.cacheWriteTokens - before.cacheWriteTokens,

@@ -2,8 +2,7 @@
  * The engine's implementation: idempotent starts by key, takeovers under fenced leases, execution of a
  * pipeline against its journal, and replay without side effects.
  */
-import { randomBytes, randomUUID } from "node:crypto"
-import { hostname } from "node:os"
+import { randomUUID } from "node:crypto"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -39,12 +38,17 @@ import { redeliver } from "./delivery.js"
 import { hashJson, toJson } from "./hash.js"
 import * as JournalSafe from "./journalSafe.js"
 import { Leases } from "./leases.js"
+import { leaseLapsed, makeOwner } from "./owner.js"
 import { journalLoss, type ReplayEntry, StepRunner } from "./runner.js"
 
 export interface EngineOptions {
   /** How long a worker's claim on a run lasts without renewal. Default 30 seconds. */
   readonly leaseDuration?: Duration.DurationInput
-  /** This worker's name in leases. Default `host/pid/random`. */
+  /**
+   * This worker's name in leases. Default \`host/pid.start/random\` (\`start\`: the process's start time), which
+   * lets another process on this host see at once that the owner died and take its runs over without
+   * waiting out the lease. An owner named otherwise is only ever taken over when its lease expires.
+   */
   readonly owner?: string
 }
 
@@ -73,6 +77,11 @@ export interface RecoverOptions {
 }
 
 export interface ResumeOptions {
+  /**
+   * When the run is running under a live lease (its owner alive): fail with \`RunInProgress\` (default) or
+   * wait until it finishes, fails or its owner dies, then resume it (or return its output).
+   */
+  readonly ifRunning?: "fail" | "wait"
   /** Re-execute steps whose input differs from the journal's instead of refusing them. */
   readonly reexecuteDiverged?: boolean
   /** The resumed run's spending limit; overrides the pipeline's `budget` field by field. */
@@ -146,7 +155,7 @@ export interface RecoveredRun {
 
 export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const leaseMs = Duration.toMillis(options.leaseDuration ?? Duration.seconds(30))
-  const owner = options.owner ?? `${hostname()}/${process.pid}/${randomBytes(3).toString("hex")}`
+  const owner = options.owner ?? makeOwner()
 
   // 48 random bits: the first 12 hex digits of a v4 UUID (Node hands those out of a cached entropy pool,
   // ~3× cheaper than \`randomBytes\` per id).
@@ -574,24 +583,26 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
               runOptions.budget
             )
           case "compensating":
-            if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
+            if (leaseLapsed(existing, now) === undefined) return yield* Effect.fail(inProgress(existing))
             // Its worker died while undoing: finish the rollback, then decide as for a rolled-back run.
             yield* rollback(pipeline, existing.runId)
             continue
-          case "running":
-            if (existing.leaseExpiresAt <= now) {
+          case "running": {
+            const lapsed = leaseLapsed(existing, now)
+            if (lapsed !== undefined) {
               return yield* takeOver(
                 pipeline,
                 existing,
-                `the lease of ${existing.owner} expired; taken over by ${owner}`,
-                true,
+                `${lapsed.why}; taken over by ${owner}`,
+                lapsed.timedOut,
                 false,
                 runOptions.budget
               )
             }
             if (runOptions.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
-            yield* Effect.sleep(Duration.millis(Math.min(1000, Math.max(50, existing.leaseExpiresAt - now))))
+            yield* waitForLease(existing, now)
             continue
+          }
           default:
             return yield* Effect.fail(notResumable(existing))
         }
@@ -682,6 +693,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     Effect.gen(function*() {
       let existing = yield* getRun(runId)
       yield* checkPipeline(pipeline, existing)
+      // Why the holder's lease no longer holds (timed out, or its process on this host is gone), if held.
+      let lapsed: ReturnType<typeof leaseLapsed>
       while (true) {
         const now = yield* Clock.currentTimeMillis
         if (existing.status === "completed") {
@@ -695,7 +708,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           const report = { runId: existing.runId, compensated: [], pending: [], status: existing.status, message: "already rolled back" }
           return { _tag: "RolledBack", report } satisfies Undo
         }
-        if ((existing.status !== "running" && existing.status !== "compensating") || existing.leaseExpiresAt <= now) break
+        const held = existing.status === "running" || existing.status === "compensating"
+        lapsed = held ? leaseLapsed(existing, now) : undefined
+        if (!held || lapsed !== undefined) break
         if (options.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
         yield* waitForLease(existing, now)
         existing = yield* getRun(existing.runId)
@@ -705,12 +720,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       if (before.pivot !== undefined) {
         return { _tag: "PastPivot", error: pastPivot(existing, before.pivot), leased: undefined } satisfies Undo
       }
-      const acquired = yield* lease(
-        existing,
-        "rollback",
-        existing.status === "running" || existing.status === "compensating",
-        { status: "compensating" }
-      )
+      const acquired = yield* lease(existing, "rollback", lapsed?.timedOut ?? false, { status: "compensating" })
       const state = yield* readState(existing.runId)
       const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input", existing.runId)
       const runner = yield* newRunner(acquired, state, "rollback", false, state.status === "running")
@@ -777,7 +787,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         ...(yield* store.listRuns({ status: "running" })),
         ...(yield* store.listRuns({ status: "compensating" }))
       ]
-      const stale = options.ifRunning === "wait" ? found : found.filter((r) => r.leaseExpiresAt <= now)
+      const stale = options.ifRunning === "wait" ? found : found.filter((r) => leaseLapsed(r, now) !== undefined)
       const byName = new Map(pipelines.map((p) => [p.name, p]))
       const results: Array<RecoveredRun> = []
       const statusOf = (runId: string, fallback: RunRecord["status"]) =>
@@ -794,13 +804,16 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           })
           continue
         }
-        // Waiting for a live lease: until its worker finishes the run, or dies and lets the lease expire.
+        // Waiting for a live lease: until its worker finishes the run, or dies (its process gone, or its lease
+        // run out).
         let r = listed
-        while ((r.status === "running" || r.status === "compensating") && r.leaseExpiresAt > (yield* Clock.currentTimeMillis)) {
+        let lapsed = leaseLapsed(r, yield* Clock.currentTimeMillis)
+        while ((r.status === "running" || r.status === "compensating") && lapsed === undefined) {
           yield* waitForLease(r, yield* Clock.currentTimeMillis)
           r = Option.getOrElse(yield* store.getRun(r.runId), () => r)
+          lapsed = leaseLapsed(r, yield* Clock.currentTimeMillis)
         }
-        if (r.status !== "running" && r.status !== "compensating") {
+        if ((r.status !== "running" && r.status !== "compensating") || lapsed === undefined) {
           results.push({ runId: r.runId, pipeline: r.pipeline, action: "skipped", outcome: `finished by ${r.owner}`, status: r.status })
           continue
         }
@@ -814,11 +827,11 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
                 ? Effect.succeed("rolled back" as const)
                 : Effect.as(
                   done.leased === undefined
-                    ? resume(r, true, `the lease of ${r.owner} expired; past its pivot (${done.error.stepId}), so resumed, not rolled back`)
+                    ? resume(r, lapsed.timedOut, `${lapsed.why}; past its pivot (${done.error.stepId}), so resumed, not rolled back`)
                     : resume(done.leased, false, `past its pivot (${done.error.stepId} reconciled as done), so resumed, not rolled back`),
                   "resumed" as const
                 ))
-            : Effect.as(resume(r, true, `the lease of ${r.owner} expired`), "resumed" as const)
+            : Effect.as(resume(r, lapsed.timedOut, lapsed.why), "resumed" as const)
         )
         const action = Exit.isSuccess(exit) ? exit.value : back ? "rolled back" : "resumed"
         results.push({
@@ -856,29 +869,31 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     resumeOptions: ResumeOptions = {}
   ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
     Effect.gen(function*() {
-      const existing = yield* getRun(runId)
-      yield* checkPipeline(pipeline, existing)
-      const now = yield* Clock.currentTimeMillis
       const reexecute = resumeOptions.reexecuteDiverged ?? false
-      switch (existing.status) {
-        case "completed":
-          return yield* stored(pipeline, existing)
-        case "failed":
-        case "rolled_back":
-        case "needs_attention":
-          return yield* takeOver(pipeline, existing, "resumed explicitly", false, reexecute, resumeOptions.budget)
-        case "running":
-          if (existing.leaseExpiresAt > now) return yield* Effect.fail(inProgress(existing))
-          return yield* takeOver(
-            pipeline,
-            existing,
-            `the lease of ${existing.owner} expired; resumed`,
-            true,
-            reexecute,
-            resumeOptions.budget
-          )
-        default:
-          return yield* Effect.fail(notResumable(existing))
+      while (true) {
+        const existing = yield* getRun(runId)
+        yield* checkPipeline(pipeline, existing)
+        const now = yield* Clock.currentTimeMillis
+        switch (existing.status) {
+          case "completed":
+            return yield* stored(pipeline, existing)
+          case "failed":
+          case "rolled_back":
+          case "needs_attention":
+            return yield* takeOver(pipeline, existing, "resumed explicitly", false, reexecute, resumeOptions.budget)
+          case "running": {
+            const lapsed = leaseLapsed(existing, now)
+            if (lapsed !== undefined) {
+              return yield* takeOver(pipeline, existing, `${lapsed.why}; resumed`, lapsed.timedOut, reexecute, resumeOptions.budget)
+            }
+            if (resumeOptions.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
+            // A live owner: wait for it to finish or die, as a start by key waits (\`ifRunning: "wait"\`).
+            yield* waitForLease(existing, now)
+            continue
+          }
+          default:
+            return yield* Effect.fail(notResumable(existing))
+        }
       }
     })
 
