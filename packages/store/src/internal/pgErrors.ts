@@ -42,7 +42,7 @@ export const codeOf = (cause: unknown): string => {
   return Array.isArray(errors) ? codeOf(errors[0]) : ""
 }
 
-const messageOf = (cause: unknown, where: string): string => {
+const messageOf = (cause: unknown): string => {
   const error = driverError(cause)
   const text = error instanceof Error ? error.message : String(error)
   // A driver message may quote the connection string it was given.
@@ -54,7 +54,7 @@ const unreachable = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOU
 /** What to say about a failure of `operation` on the store at `where` (a redacted URL). */
 export const describe = (operation: string, where: string, cause: unknown): string => {
   const code = codeOf(cause)
-  const detail = messageOf(cause, where)
+  const detail = messageOf(cause)
   if (unreachable.has(code) || /timeout/i.test(detail) && /connect/i.test(detail)) {
     return `${operation}: cannot reach the Postgres server of the ledgerflow store ${where} (${detail}); ` +
       `check that it is running and that the URL's host and port are right`
