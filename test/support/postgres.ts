@@ -6,6 +6,14 @@ import { randomUUID } from "node:crypto"
 import pg from "pg"
 import { inject } from "vitest"
 
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The server's admin URL (database `postgres`): test files create their databases through it. */
+    ledgerflowPostgres: string
+  }
+}
+
+
 /** The admin URL of the run's server. */
 export const serverUrl = (): string => inject("ledgerflowPostgres")
 

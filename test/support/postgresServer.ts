@@ -11,13 +11,6 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    /** The server's admin URL (database `postgres`): test files create their databases through it. */
-    ledgerflowPostgres: string
-  }
-}
-
 /** A port nobody listens on right now (another suite may take it before us: then we try again). */
 const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -40,7 +33,7 @@ export const startServer = async (options: { readonly postgresFlags?: ReadonlyAr
   // The server runs as the `postgres` user (initdb refuses root): the folder must be reachable by it.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-pg-"))
   fs.chmodSync(root, 0o755)
-  const password = "ledgerflow"
+  const password = "pg-test-pw-7f3"
   const log: Array<string> = []
   let lastError: unknown
   for (let attempt = 1; attempt <= 3; attempt++) {

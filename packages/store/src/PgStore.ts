@@ -30,6 +30,11 @@ export interface Options {
   readonly schema?: string | undefined
   /** Connections the store may open (default 10): one commits the writer's batches, the others read. */
   readonly maxConnections?: number | undefined
+  /**
+   * Create the store when the schema holds none (default true). False only opens an existing store: a
+   * reader (the CLI) must not leave an empty store behind a mistyped URL.
+   */
+  readonly create?: boolean | undefined
   /** How long to wait for a connection before failing (default 10 seconds). */
   readonly connectTimeout?: Duration.DurationInput | undefined
 }
@@ -120,6 +125,12 @@ const make = (
             message: `the schema ${schema} of ${where} holds tables that are not a ledgerflow store (${
               found.tables.slice(0, 5).join(", ")
             }); use another schema for the store`
+          }))
+        }
+        if (found._tag === "Empty" && options.create === false) {
+          return Effect.fail(new StoreError.NotALedgerflowStore({
+            filename: `${where} (schema ${schema})`,
+            message: `no ledgerflow store in the schema ${schema} of ${where}; run a pipeline on it first, or check the URL`
           }))
         }
         if (found._tag === "Ledgerflow" && found.schemaVersion > schemaVersion) {

@@ -56,14 +56,15 @@ export const describe = (operation: string, where: string, cause: unknown): stri
   const code = codeOf(cause)
   const detail = messageOf(cause)
   if (unreachable.has(code) || /timeout/i.test(detail) && /connect/i.test(detail)) {
-    return `${operation}: cannot reach the Postgres server of the ledgerflow store ${where} (${detail}); ` +
+    // Which operation found the server gone says nothing more to the user.
+    return `cannot reach the Postgres server of the ledgerflow store ${where} (${detail}); ` +
       `check that it is running and that the URL's host and port are right`
   }
   if (code === "28P01" || code === "28000") {
-    return `${operation}: the Postgres server of ${where} refused the login (${detail}); check the user and password in the URL`
+    return `the Postgres server of ${where} refused the login (${detail}); check the user and password in the URL`
   }
   if (code === "3D000") {
-    return `${operation}: ${detail} on the server of ${where}; create the database, or point the URL at an existing one`
+    return `${detail} on the server of ${where}; create the database, or point the URL at an existing one`
   }
   if (code === "42501") {
     return `${operation}: the user of ${where} lacks a privilege (${detail}); grant it, or connect as the owner of the ledgerflow schema`
