@@ -11,7 +11,7 @@ import { Effect, Redacted } from "effect"
 import * as net from "node:net"
 import pg from "pg"
 import { freshDatabase } from "./support/postgres.js"
-import { startServer } from "./support/postgresServer.js"
+import { startServer } from "./support/embeddedPostgres.js"
 
 /** What the promise rejected with. */
 const rejection = async (promise: Promise<unknown>): Promise<unknown> => {
