@@ -5,14 +5,18 @@
  *
  * - **spent**: the usage of every attempt (failed ones included): what the provider billed.
  * - **saved**: completions served from the log instead of re-run (`StepsServed`), at the cost their
- *   completion recorded: what a naive retry would have paid again.
+ *   completion recorded: what a naive retry would have paid again; and, for each redelivery of a finished or
+ *   failed key answered from its stored outcome (`RunRedelivered`), the paid completions standing then.
+ * - **held**: paid completions of a failed run (failed, needing attention, rolled back keeping them) that no
+ *   execution has served yet: a resume would serve them. Held becomes saved when a resume serves it, and
+ *   wasted when the run is cancelled. `Report.holding` names the runs that hold it.
  * - **wasted**: paid results that were thrown away — every failed attempt (a drifted reply, a later error
  *   after a paid call), and completions undone by a completed compensation. Outputs kept on rollback (Claude
  *   steps are `keepOnRollback`) and completions of a failed run that a resume can still serve are not waste.
  */
 import type * as Effect from "effect/Effect"
 import type * as Event from "./Event.js"
-import type { EventStore } from "./EventStore.js"
+import type { EventStore, RunRecord } from "./EventStore.js"
 import * as internal from "./internal/costLedger.js"
 import type { StoreError } from "./StoreError.js"
 
@@ -48,6 +52,7 @@ export interface Row {
   readonly group: string
   readonly spent: Tally
   readonly saved: Tally
+  readonly held: Tally
   readonly wasted: Tally
   /** Models in this row without a price: their tokens are counted, their dollars are not. */
   readonly unpriced: ReadonlyArray<string>
@@ -77,6 +82,15 @@ export interface FindingRow {
   readonly runs: ReadonlyArray<string>
 }
 
+/** A failed run holding paid completions a resume would serve. */
+export interface HoldingRun {
+  readonly runId: string
+  readonly pipeline: string
+  readonly key: string
+  readonly status: RunRecord["status"]
+  readonly held: Tally
+}
+
 export interface Report {
   readonly by: GroupBy
   readonly since?: number
@@ -87,11 +101,14 @@ export interface Report {
   readonly totals: {
     readonly spent: Tally
     readonly saved: Tally
+    readonly held: Tally
     readonly wasted: Tally
     readonly unpriced: ReadonlyArray<string>
   }
   readonly drift: ReadonlyArray<DriftRow>
   readonly findings: ReadonlyArray<FindingRow>
+  /** The runs that hold paid completions (largest first): resume them to use it, or roll them back. */
+  readonly holding: ReadonlyArray<HoldingRun>
   /** How many runs the report read. */
   readonly runs: number
 }

@@ -5,6 +5,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
 import type * as Event from "./Event.js"
 import { EventStore, type RunFilter, type RunRecord } from "./EventStore.js"
 import type * as Failure from "./Failure.js"
@@ -12,7 +13,7 @@ import * as internal from "./internal/engine.js"
 import type * as Journal from "./Journal.js"
 import type * as Pipeline from "./Pipeline.js"
 import type { RunContext } from "./RunContext.js"
-import type { RunNotFound } from "./RunError.js"
+import type { PastPivot, RunNotFound } from "./RunError.js"
 import type { StoreError } from "./StoreError.js"
 
 export type {
@@ -20,8 +21,10 @@ export type {
   EngineError,
   EngineOptions,
   RecoveredRun,
+  RecoverOptions,
   ReplayReport,
   ResumeOptions,
+  RollbackOptions,
   RollbackReport,
   RunError,
   RunOptions
@@ -55,15 +58,21 @@ export interface EngineService {
   /**
    * Undo a failed run: replay it against the journal to rebuild its compensations (no step body runs),
    * then run the pending ones in reverse order. Also finishes a rollback a crash or a failed compensation
-   * left unfinished.
+   * left unfinished. A run past its pivot (an irreversible step completed) is refused with `PastPivot` and
+   * left as it was. The report's `status` is the run's real status afterwards.
    */
   readonly rollback: <I, O, E, R>(
     pipeline: Pipeline.Pipeline<I, O, E, R>,
-    runId: string
+    runId: string,
+    options?: internal.RollbackOptions
   ) => Effect.Effect<internal.RollbackReport, internal.EngineError | Failure.Deterministic, Exclude<R, RunContext>>
-  /** Finish the runs whose worker died: resume them, or roll back per the pipeline's `onCrash`. */
+  /**
+   * Finish the runs whose worker died: resume them, or roll back per the pipeline's `onCrash` — a run past
+   * its pivot is resumed whatever `onCrash` says. Each result states the run's real status afterwards.
+   */
   readonly recover: <P extends Pipeline.Any>(
-    pipelines: ReadonlyArray<P>
+    pipelines: ReadonlyArray<P>,
+    options?: internal.RecoverOptions
   ) => Effect.Effect<ReadonlyArray<internal.RecoveredRun>, StoreError, Pipeline.Requirements<P>>
   /** Close the storm breaker of the pipeline's current version. */
   readonly resetBreaker: (pipeline: Pipeline.Any) => Effect.Effect<void, StoreError>
@@ -71,8 +80,11 @@ export interface EngineService {
   readonly breakerState: (pipeline: Pipeline.Any) => Effect.Effect<internal.BreakerState, StoreError>
   /** A run by id or unique id prefix. */
   readonly getRun: (runIdOrPrefix: string) => Effect.Effect<RunRecord, RunNotFound | StoreError>
+  /** The run of a pipeline with this key (the one `run` started or would answer from), if any. */
+  readonly lookup: (pipeline: Pipeline.Any, key: string) => Effect.Effect<Option.Option<RunRecord>, StoreError>
   readonly runs: (filter: RunFilter) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
-  readonly events: (runId: string) => Effect.Effect<ReadonlyArray<Event.Event>, StoreError | Event.UnknownEvent>
+  /** A run's events in log order, each with its `seq`. */
+  readonly events: (runId: string) => Effect.Effect<ReadonlyArray<Event.Sequenced>, StoreError | Event.UnknownEvent>
   /** A run's journal folded: steps, attempts, outcome. */
   readonly state: (runId: string) => Effect.Effect<Journal.RunState, StoreError | Event.UnknownEvent>
 }
@@ -114,14 +126,23 @@ export const replay = <I, O, E, R>(
 
 export const rollback = <I, O, E, R>(
   pipeline: Pipeline.Pipeline<I, O, E, R>,
-  runId: string
-): Effect.Effect<internal.RollbackReport, internal.EngineError | Failure.Deterministic, Engine | Exclude<R, RunContext>> =>
-  Effect.flatMap(Engine, (engine) => engine.rollback(pipeline, runId))
+  runId: string,
+  options?: internal.RollbackOptions
+): Effect.Effect<
+  internal.RollbackReport,
+  internal.EngineError | PastPivot | Failure.Deterministic,
+  Engine | Exclude<R, RunContext>
+> => Effect.flatMap(Engine, (engine) => engine.rollback(pipeline, runId, options))
 
 export const recover = <P extends Pipeline.Any>(
-  pipelines: ReadonlyArray<P>
+  pipelines: ReadonlyArray<P>,
+  options?: internal.RecoverOptions
 ): Effect.Effect<ReadonlyArray<internal.RecoveredRun>, StoreError, Engine | Pipeline.Requirements<P>> =>
-  Effect.flatMap(Engine, (engine) => engine.recover(pipelines))
+  Effect.flatMap(Engine, (engine) => engine.recover(pipelines, options))
+
+/** The run of `pipeline` with this key, if any: how code that got a failure finds the run to resume. */
+export const lookup = (pipeline: Pipeline.Any, key: string): Effect.Effect<Option.Option<RunRecord>, StoreError, Engine> =>
+  Effect.flatMap(Engine, (engine) => engine.lookup(pipeline, key))
 
 export const resetBreaker = (pipeline: Pipeline.Any): Effect.Effect<void, StoreError, Engine> =>
   Effect.flatMap(Engine, (engine) => engine.resetBreaker(pipeline))
@@ -134,7 +155,7 @@ export const runs = (filter: RunFilter = {}): Effect.Effect<ReadonlyArray<RunRec
 
 export const events = (
   runId: string
-): Effect.Effect<ReadonlyArray<Event.Event>, StoreError | Event.UnknownEvent, Engine> =>
+): Effect.Effect<ReadonlyArray<Event.Sequenced>, StoreError | Event.UnknownEvent, Engine> =>
   Effect.flatMap(Engine, (engine) => engine.events(runId))
 
 export const breakerState = (pipeline: Pipeline.Any): Effect.Effect<internal.BreakerState, StoreError, Engine> =>

@@ -145,6 +145,15 @@ export class RunNeedsAttention extends Schema.TaggedClass<RunNeedsAttention>()("
   pending: Schema.Array(Schema.String)
 }) {}
 
+/**
+ * A start by key (a redelivery) was answered from the run's stored outcome — its output or its failure —
+ * and executed nothing: what the paid completions standing at that moment were not paid for again (the
+ * cost ledger counts them saved). Appended by the store's \`deliver\`, never under a lease.
+ */
+export class RunRedelivered extends Schema.TaggedClass<RunRedelivered>()("RunRedelivered", {
+  at
+}) {}
+
 export class RunCancelled extends Schema.TaggedClass<RunCancelled>()("RunCancelled", {
   at,
   reason: Schema.String
@@ -166,7 +175,8 @@ export const Event = Schema.Union(
   RunFailed,
   RunRolledBack,
   RunNeedsAttention,
-  RunCancelled
+  RunCancelled,
+  RunRedelivered
 )
 
 export type Event = typeof Event.Type
@@ -370,3 +380,12 @@ export const decodeAll = (stored: ReadonlyArray<StoredEvent>): Effect.Effect<Arr
     }
     return Effect.succeed(events)
   })
+
+/** A decoded event with its place in the run's log (`seq`, from 1, gapless). */
+export type Sequenced = Event & { readonly seq: number }
+
+/** Decode a run's stored events in order, each with its `seq`. */
+export const decodeAllWithSeq = (
+  stored: ReadonlyArray<StoredEvent>
+): Effect.Effect<Array<Sequenced>, UnknownEvent> =>
+  Effect.map(decodeAll(stored), (events) => events.map((event, i) => Object.assign(event, { seq: stored[i]?.seq ?? i + 1 })))

@@ -53,6 +53,14 @@ export interface RunRecord {
   readonly failureReason?: string | undefined
   readonly parentRunId?: string | undefined
   readonly correlationId?: string | undefined
+  /**
+   * Starts by key that reached this run (its first, the claim that created it, included): "21 deliveries,
+   * 1 execution". Counted atomically by `claim` (a claim that finds the run counts one) and `deliver`.
+   * The first delivery is at `createdAt`.
+   */
+  readonly deliveries: number
+  /** When the latest delivery reached the run (`createdAt` until a redelivery). */
+  readonly lastDeliveredAt: number
 }
 
 /** What an append changes in the run projection, in the same transaction. */
@@ -85,7 +93,10 @@ export interface ClaimRequest {
   readonly alone?: boolean | undefined
 }
 
-/** The run was created by this claim, or it already existed (and nothing was written). */
+/**
+ * The run was created by this claim, or it already existed: then only its delivery was counted (the
+ * returned record includes it) and no event was written.
+ */
 export type ClaimResult =
   | { readonly _tag: "Created"; readonly run: RunRecord }
   | { readonly _tag: "Existing"; readonly run: RunRecord }
@@ -125,6 +136,19 @@ export interface AppendRequest {
   readonly alone?: boolean | undefined
 }
 
+/**
+ * A start by key that found its run (a redelivery): counted on the run in one small write. When the start
+ * is answered from the run's stored outcome (output or failure, nothing executed), the caller passes the
+ * `answered` events (a `RunRedelivered`): the store appends them in the same transaction, after the run's
+ * last seq, unless the run is `running` or `compensating` by then (an owner may be appending; the delivery
+ * is then only counted). No lease or token is needed: nothing about the run's state changes.
+ */
+export interface DeliverRequest {
+  readonly runId: string
+  readonly now: number
+  readonly answered?: ReadonlyArray<NewEvent> | undefined
+}
+
 export interface RunFilter {
   readonly status?: RunStatus | undefined
   readonly pipeline?: string | undefined
@@ -136,8 +160,16 @@ export interface RunFilter {
 }
 
 export interface EventStoreService {
-  /** Atomically create the run for (pipeline, key), or report the one that exists. */
+  /**
+   * Atomically create the run for (pipeline, key) — its first delivery — or report the one that exists,
+   * counting this start as one more of its deliveries in the same write.
+   */
   readonly claim: (request: ClaimRequest) => Effect.Effect<ClaimResult, StoreError>
+  /**
+   * Count a redelivery on an existing run (see `DeliverRequest`); returns the run as it is after the count.
+   * Fails with a `StoreError` when no run has that id.
+   */
+  readonly deliver: (request: DeliverRequest) => Effect.Effect<RunRecord, StoreError>
   /** Take an existing run's lease (compare-and-set on its token), bumping the token. */
   readonly acquire: (request: AcquireRequest) => Effect.Effect<RunRecord, LeaseLost | StoreError>
   /** Append events and patch the projection in one transaction; returns the new last seq. */

@@ -7,6 +7,8 @@ import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as internalClassify from "./internal/classify.js"
+import { innermost } from "./internal/innermost.js"
+import * as JournalSafe from "./internal/journalSafe.js"
 
 /**
  * A JSON-safe summary of the raw error behind a failure: enough to act on and to fingerprint, never the
@@ -17,7 +19,11 @@ export class ErrorInfo extends Schema.Class<ErrorInfo>("ErrorInfo")({
   message: Schema.String,
   code: Schema.optional(Schema.String),
   status: Schema.optional(Schema.Number),
-  type: Schema.optional(Schema.String)
+  type: Schema.optional(Schema.String),
+  /** The error's own `_tag` (a `Data.TaggedError`, a Schema error class): tell `NotFound` from `Forbidden`. */
+  tag: Schema.optional(Schema.String),
+  /** The tagged error's own fields that JSON carries as they are (others are left out). */
+  fields: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 }) {}
 
 const failureFields = {
@@ -26,7 +32,11 @@ const failureFields = {
   /** The classifier rule that fired (e.g. `http-status`, `sqlite-code`), when classified. */
   rule: Schema.optional(Schema.String),
   /** The raw error, summarised. */
-  cause: Schema.optional(ErrorInfo)
+  cause: Schema.optional(ErrorInfo),
+  /** The run that failed: set on every failure `Engine.run` (or `resume`) returns. */
+  runId: Schema.optional(Schema.String),
+  /** The step that failed, when a step did. */
+  stepId: Schema.optional(Schema.String)
 }
 
 /** A failure that may heal: retried with backoff, never sooner than `retryAfter`. */
@@ -63,9 +73,14 @@ const str = (u: unknown): string | undefined =>
 /** A field of an object, if the value is one. */
 const field = (u: unknown, key: string): unknown => (Predicate.isObject(u) && key in u ? Reflect.get(u, key) : undefined)
 
-/** Summarise any thrown value as an `ErrorInfo`. */
-export const describe = (u: unknown): ErrorInfo => {
-  if (u instanceof ErrorInfo) return u
+/**
+ * Summarise any thrown value as an `ErrorInfo`: the innermost error that says what went wrong — the
+ * driver's error inside `@effect/sql`'s `SqlError`, undici's inside `fetch failed` — not the wrapper's
+ * generic text, so that two different errors never share a fingerprint.
+ */
+export const describe = (raw: unknown): ErrorInfo => {
+  if (raw instanceof ErrorInfo) return raw
+  const u = innermost(raw)
   if (Predicate.isObject(u)) {
     const name = str(field(u, "_tag")) ?? (u instanceof Error ? u.name : undefined) ?? u.constructor?.name ?? "Error"
     const message = str(field(u, "message")) ?? safeString(u)
@@ -74,15 +89,35 @@ export const describe = (u: unknown): ErrorInfo => {
     // The SDK's error body: `{ type, error: { type } }` or `{ type }`.
     const body = field(u, "error")
     const type = str(field(u, "type")) ?? str(field(body, "type")) ?? str(field(field(body, "error"), "type"))
+    const tag = field(u, "_tag")
+    const fields = typeof tag === "string" ? ownFields(u) : undefined
     return new ErrorInfo({
       name,
       message,
       ...(code !== undefined ? { code } : {}),
       ...(typeof status === "number" ? { status } : {}),
-      ...(type !== undefined ? { type } : {})
+      ...(type !== undefined ? { type } : {}),
+      ...(typeof tag === "string" ? { tag } : {}),
+      ...(fields !== undefined ? { fields } : {})
     })
   }
   return new ErrorInfo({ name: typeof u, message: safeString(u) })
+}
+
+/** Fields that say nothing of the error itself, or that the summary keeps elsewhere. */
+const notFields = new Set(["_tag", "message", "stack", "cause", "name"])
+
+/** A tagged error's own fields that JSON carries exactly (so they survive the log), if any. */
+const ownFields = (u: object): Record<string, unknown> | undefined => {
+  let kept: Record<string, unknown> | undefined
+  for (const key of Object.keys(u)) {
+    if (notFields.has(key)) continue
+    const value: unknown = Reflect.get(u, key)
+    if (!JournalSafe.isPlainJson(value)) continue
+    kept ??= {}
+    kept[key] = value
+  }
+  return kept
 }
 
 const safeString = (u: unknown): string => {
@@ -104,6 +139,33 @@ export const transient = (
     ...(options?.cause !== undefined ? { cause: describe(options.cause) } : {}),
     ...(options?.retryAfter !== undefined ? { retryAfter: Duration.decode(options.retryAfter) } : {})
   })
+
+/**
+ * The failure with the run (and step) it ended named on it: what `Engine.run` returns, so a caller can
+ * resume or inspect the run without looking it up.
+ */
+export function inRun(failure: Transient, runId: string, stepId?: string): Transient
+export function inRun(failure: Deterministic, runId: string, stepId?: string): Deterministic
+export function inRun(failure: Failure, runId: string, stepId?: string): Failure
+export function inRun(failure: Failure, runId: string, stepId?: string): Failure {
+  if (failure.runId === runId && failure.stepId === (stepId ?? failure.stepId)) return failure
+  const fields = {
+    reason: failure.reason,
+    ...(failure.rule !== undefined ? { rule: failure.rule } : {}),
+    ...(failure.cause !== undefined ? { cause: failure.cause } : {}),
+    runId,
+    ...(stepId !== undefined ? { stepId } : failure.stepId !== undefined ? { stepId: failure.stepId } : {})
+  }
+  return failure._tag === "Transient"
+    ? new Transient({ ...fields, ...(failure.retryAfter !== undefined ? { retryAfter: failure.retryAfter } : {}) })
+    : new Deterministic(fields)
+}
+
+/**
+ * The `_tag` of the step's own error behind a failure (`"NotFound"`), when it was a tagged error: branch on
+ * it instead of parsing the reason. Its JSON-safe fields are in `failure.cause.fields`.
+ */
+export const errorTag = (failure: Failure): string | undefined => failure.cause?.tag
 
 /** Make a `Deterministic` from a reason, with an optional raw cause. */
 export const deterministic = (
@@ -129,6 +191,11 @@ export const fingerprint = (failure: Failure): string => {
 export const normaliseMessage = (message: string): string =>
   message
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "<uuid>")
+    // A timestamp (ISO 8601, date and time) before its numbers; a quoted value ('…', SQL's string literal;
+    // double quotes are left: SQL quotes identifiers with them, and a missing column "x" is not column "y").
+    .replace(/\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?/g, "<time>")
+    .replace(/'(?:[^']|'')*'/g, "'<v>'")
+    .replace(/\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{12,}\b/gi, "<hex>")
     .replace(/\b(req|msg|run)_[A-Za-z0-9]+/g, "$1_<id>")
     .replace(/\d+(\.\d+)?/g, "<n>")
     .replace(/\s+/g, " ")

@@ -37,6 +37,8 @@ export interface StepEntry {
     readonly at: number
     readonly usage: ReadonlyArray<Usage>
   }
+  /** The step made its start durable before its body ran: it is irreversible. */
+  readonly irreversible?: boolean
   /** A durable start (irreversible steps) not yet followed by a completion or failure. */
   readonly inDoubt?: { readonly attempt: number; readonly idempotencyKey: string }
   /** The compensation's progress; once `completed`, the step's effect is undone and it runs again on resume. */
@@ -55,6 +57,11 @@ export interface RunState {
   readonly failure?: { readonly failure: Failure.Failure; readonly fingerprint: string; readonly stepId?: string }
   /** Step ids a resumed execution served from the log (what resumes saved). */
   readonly served: ReadonlyArray<string>
+  /**
+   * The first irreversible step that completed: the run is past its pivot and can only go forward (no
+   * rollback undoes what came before it).
+   */
+  readonly pivot?: string
   readonly resumes: number
   readonly events: number
 }
@@ -171,6 +178,7 @@ const makeFolder = () => {
   let output: unknown
   let hasOutput = false
   let failure: RunState["failure"]
+  let pivot: string | undefined
   const served: Array<string> = []
   let resumes = 0
   let count = 0
@@ -208,6 +216,7 @@ const makeFolder = () => {
     }
     e.completed = { output, attempt: step.attempt, at, usage }
     if (usage.length > 0) e.usage = [...e.usage, ...usage]
+    if (e.irreversible === true) pivot ??= step.stepId
   }
 
   const add = (event: Event.Event) => {
@@ -239,6 +248,7 @@ const makeFolder = () => {
       case "StepStarted": {
         const e = entry(event.stepId, event.name, event.inputHash, event.at)
         e.inDoubt = { attempt: event.attempt, idempotencyKey: event.idempotencyKey }
+        e.irreversible = true
         break
       }
       case "StepAttemptFailed": {
@@ -297,6 +307,9 @@ const makeFolder = () => {
       case "RunCancelled":
         status = "cancelled"
         break
+      case "RunRedelivered":
+        // A redelivery answered from the stored outcome: counted by the ledger, no change of state.
+        break
     }
   }
 
@@ -308,6 +321,7 @@ const makeFolder = () => {
     ...(hasOutput ? { output } : {}),
     ...(failure !== undefined ? { failure } : {}),
     served,
+    ...(pivot !== undefined ? { pivot } : {}),
     resumes,
     events: count
   })

@@ -65,3 +65,30 @@ export const validateKey = (key: string): InvalidKey | undefined =>
     : control.test(key)
     ? new InvalidKey({ key, message: `the run key ${JSON.stringify(key)} contains control characters; use printable text such as "order-1234"` })
     : undefined
+
+/**
+ * A key is bound to the input it was first started with: this start gave the same key with another input.
+ * Nothing was executed; never another input's stored output.
+ */
+export class KeyConflict extends Schema.TaggedError<KeyConflict>()("KeyConflict", {
+  pipeline: Schema.String,
+  key: Schema.String,
+  /** The run the key already belongs to. */
+  runId: Schema.String,
+  /** The input hash the run was started with, and the one this start gave. */
+  storedInputHash: Schema.String,
+  inputHash: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * The run is past its pivot (an irreversible step completed): it can only go forward. A rollback was
+ * refused and the run left as it was.
+ */
+export class PastPivot extends Schema.TaggedError<PastPivot>()("PastPivot", {
+  runId: Schema.String,
+  /** The irreversible step that completed. */
+  stepId: Schema.String,
+  status: Schema.String,
+  message: Schema.String
+}) {}

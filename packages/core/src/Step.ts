@@ -48,7 +48,7 @@ export interface Estimate {
 }
 
 /** The ways a step call can fail inside a pipeline. */
-export type StepError = Failure.Failure | StepDiverged
+export type StepError = Failure.Failure | StepDiverged | DuplicateStepName
 
 /** The journal holds a completion for this step identity with another input: the code changed. */
 export class StepDiverged extends Schema.TaggedError<StepDiverged>()("StepDiverged", {
@@ -57,6 +57,18 @@ export class StepDiverged extends Schema.TaggedError<StepDiverged>()("StepDiverg
   /** The input hash the journal recorded, or absent when the journal has no such step. */
   expectedInputHash: Schema.optional(Schema.String),
   actualInputHash: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * Two different steps (two `Step.make` values) share one name in a run: their journal entries would be
+ * mistaken for each other. Refused at the second one's first call; the same step called twice is fine.
+ */
+export class DuplicateStepName extends Schema.TaggedError<DuplicateStepName>()("DuplicateStepName", {
+  runId: Schema.String,
+  /** The shared name, and the id the second step's call would have had. */
+  name: Schema.String,
+  stepId: Schema.String,
   message: Schema.String
 }) {}
 

@@ -12,6 +12,7 @@ import Database from "better-sqlite3"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as fc from "effect/FastCheck"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as http from "node:http"
@@ -569,5 +570,36 @@ describe("Failure.classify", () => {
   it("reasons are human: they name the status and what it means", async () => {
     const failure = Failure.classify(await sdkError("unavailable"))
     expect(failure.reason).toBe("HTTP 503 Service Unavailable is transient (rule: http-status)")
+  })
+})
+
+describe("failure fingerprints", () => {
+  it.prop(
+    "the same error with other literals (numbers, quoted values, timestamps, ids) has one fingerprint",
+    {
+      n: fc.integer({ min: 0, max: 1_000_000 }),
+      value: fc.string({ maxLength: 12 }).map((s) => s.replace(/'/g, "''")),
+      time: fc.date({ min: new Date("2000-01-01"), max: new Date("2099-12-31"), noInvalidDate: true }),
+      id: fc.uuid()
+    },
+    ({ id, n, time, value }) => {
+      const error = (v: string, k: number, t: Date, u: string) =>
+        Object.assign(new Error(`UNIQUE constraint failed: orders.id (value '${v}' for row ${k} at ${t.toISOString()}, request ${u})`), {
+          code: "SQLITE_CONSTRAINT_UNIQUE"
+        })
+      const print = (e: unknown) => Failure.fingerprint(Failure.classify(e))
+      expect(print(error(value, n, time, id))).toBe(print(error("x", 1, new Date(0), "00000000-0000-4000-8000-000000000000")))
+    }
+  )
+
+  it("different SQLite errors inside @effect/sql's SqlError never share one; fetch failed is fingerprinted by its cause's code", async () => {
+    const wrapped = (message: string) =>
+      new SqlError({ message: "Failed to prepare statement", cause: Object.assign(new Error(message), { name: "SqliteError", code: "SQLITE_ERROR" }) })
+    const prints = ["no such column: a", "no such column: b", "no such table: a", "table t has no column named a"]
+      .map((m) => Failure.fingerprint(Failure.classify(wrapped(m))))
+    expect(new Set(prints).size).toBe(4)
+    const refused = Failure.classify(await rejection(fetch(`http://127.0.0.1:${closedPort}/`)))
+    expect(refused.cause).toMatchObject({ code: "ECONNREFUSED" })
+    expect(Failure.fingerprint(refused)).toContain("|ECONNREFUSED|")
   })
 })

@@ -140,7 +140,7 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
       expect(byKey.rows.map((r) => r.group)).toEqual(["acme-2026-11"])
     }).pipe(Effect.provide(fresh)))
 
-  it.effect("the retry storm: 5 Claude calls then a missing column, delivered 21 times, bill 5 calls (not 105), waste nothing the resume cannot use", () =>
+  it.effect("the retry storm: 5 Claude calls then a missing column, delivered 21 times, bill 5 calls (not 105), 20 redeliveries saved, the batch held until a resume serves it", () =>
     Effect.gen(function*() {
       const world = { migrated: false, writes: 0 }
       const pipeline = batch(world)
@@ -158,21 +158,45 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
       const failed = yield* CostLedger.report({ by: "step" })
       expect(failed.totals.spent.calls).toBe(5)
       // Wasted, explicitly: nothing. The five paid classifications are journaled and kept; the failure was
-      // deterministic, so the 20 redeliveries executed nothing (and served nothing: they got the stored failure).
+      // deterministic, so the 20 redeliveries executed nothing: each was answered with the stored failure and
+      // did not pay the five calls again (saved 20 × the batch). The batch itself is held by the failed run.
+      const times = (t: CostLedger.Tally, n: number): CostLedger.Tally => ({
+        usd: t.usd * n,
+        inputTokens: t.inputTokens * n,
+        outputTokens: t.outputTokens * n,
+        cacheWriteTokens: t.cacheWriteTokens * n,
+        cacheReadTokens: t.cacheReadTokens * n,
+        calls: t.calls * n
+      })
+      const inCents = (t: CostLedger.Tally) => ({ ...t, usd: cents(t.usd) })
+      const [run] = yield* Engine.runs({ key: "batch-7" })
+      expect(run).toMatchObject({ deliveries: 21, status: "failed" })
       expect(failed.totals.wasted).toEqual(CostLedger.zero)
-      expect(failed.totals.saved).toEqual(CostLedger.zero)
+      expect(inCents(failed.totals.saved)).toEqual(inCents(times(failed.totals.spent, 20)))
+      expect(failed.totals.held).toEqual(failed.totals.spent)
+      expect(failed.holding).toEqual([
+        { runId: run!.runId, pipeline: "ticket-batch", key: "batch-7", status: "failed", held: failed.totals.spent }
+      ])
       expect(row(failed, "ticket-batch/classify").spent.calls).toBe(5)
+      expect(row(failed, "ticket-batch/classify").held.calls).toBe(5)
       expect(cents(failed.totals.spent.usd)).toBe(cents(meterDollars(m)))
 
-      // The migration lands; an explicit resume finishes the run: the five classifications are served.
+      // The migration lands; an explicit resume finishes the run: the five classifications are served, and
+      // what was held is saved.
       world.migrated = true
-      const [run] = yield* Engine.runs({ key: "batch-7" })
       expect(yield* Engine.resume(pipeline, run!.runId)).toBe(5)
       expect((yield* meter).billedCalls).toBe(5)
       const resumed = yield* CostLedger.report({ by: "step" })
       expect(resumed.totals.spent).toEqual(failed.totals.spent)
-      expect(resumed.totals.saved).toEqual({ ...failed.totals.spent })
+      expect(inCents(resumed.totals.saved)).toEqual(inCents(times(failed.totals.spent, 21)))
+      expect(resumed.totals.held).toEqual(CostLedger.zero)
+      expect(resumed.holding).toEqual([])
       expect(resumed.totals.wasted).toEqual(CostLedger.zero)
+      // A redelivery of the completed key is answered with its output: one more batch not paid again.
+      expect(yield* Engine.run(pipeline, docs, { key: "batch-7" })).toBe(5)
+      const answered = yield* CostLedger.report({ by: "step" })
+      expect(inCents(answered.totals.saved)).toEqual(inCents(times(failed.totals.spent, 22)))
+      expect((yield* Engine.runs({ key: "batch-7" }))[0]).toMatchObject({ deliveries: 22 })
     }).pipe(Effect.provide(fresh)))
 
   it.effect("the ledger's dollars equal the meter's billed tokens × prices, to the cent, across models, cache tokens, drift and errors", () =>
@@ -241,6 +265,7 @@ layer(AnthropicStandIn.layer())("CostLedger: spent, saved and wasted, from the l
         group: "claude-mystery-1",
         spent: { usd: 0, inputTokens: 1000, outputTokens: 100, cacheWriteTokens: 0, cacheReadTokens: 0, calls: 1 },
         saved: CostLedger.zero,
+        held: CostLedger.zero,
         wasted: CostLedger.zero,
         unpriced: ["claude-mystery-1"],
         share: { usd: 0, inputTokens: 1, outputTokens: 1 }

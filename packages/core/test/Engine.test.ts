@@ -1,6 +1,10 @@
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import { Engine, Event, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
-import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, TestClock } from "effect"
+import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { createHash } from "node:crypto"
+
+/** The input hash the engine journals: sha256 of the encoded input's JSON, 32 hex digits. */
+const hashOf = (encoded: unknown) => createHash("sha256").update(JSON.stringify(encoded)).digest("hex").slice(0, 32)
 
 const fast = RetryPolicy.exponential({
   base: "100 millis",
@@ -110,17 +114,22 @@ describe("Engine", () => {
       ])
     }).pipe(Effect.provide(EngineMemory)))
 
-  it.effect("a deterministic failure is not retried and is returned to 21 further starts with the same key", () =>
+  it.effect("a deterministic failure is not retried and is returned, naming its run and step, to 21 further starts with the same key", () =>
     Effect.gen(function*() {
       const counters = makeCounters()
       const missingColumn = Failure.deterministic("SqliteError: no such column: region", { rule: "sqlite-code" })
       const pipeline = seedPipeline(counters, { webhook: [], insert: [missingColumn] })
       const first = yield* Effect.exit(Engine.run(pipeline, { account: "acme" }, { key: "batch-7" }))
-      expect(first).toEqual(Exit.fail(missingColumn))
+      // The failure names the run it ended and the step that failed: found again by key, and resumable as is.
+      const found = yield* Engine.lookup(pipeline, "batch-7")
+      assert(Option.isSome(found))
+      const named = Failure.inRun(missingColumn, found.value.runId, "insert-row#0")
+      expect(named).toMatchObject({ runId: found.value.runId, stepId: "insert-row#0", reason: missingColumn.reason })
+      expect(first).toEqual(Exit.fail(named))
       expect(counters).toEqual({ fetch: 1, summarize: 1, write: 1, insert: 1, webhook: 0 })
       for (let i = 0; i < 21; i++) {
         const again = yield* Effect.exit(Engine.run(pipeline, { account: "acme" }, { key: "batch-7" }))
-        expect(again).toEqual(Exit.fail(missingColumn))
+        expect(again).toEqual(Exit.fail(named))
       }
       expect(counters).toEqual({ fetch: 1, summarize: 1, write: 1, insert: 1, webhook: 0 })
       const [run] = yield* Engine.runs({ key: "batch-7" })
@@ -316,7 +325,7 @@ describe("Engine", () => {
         owner: "dead-worker",
         now: 0,
         leaseExpiresAt: 30_000,
-        events: [Event.encode(new Event.RunStarted({ at: 0, pipeline: "ad-report", version: "1", key: "k", input, inputHash: "x" }))]
+        events: [Event.encode(new Event.RunStarted({ at: 0, pipeline: "ad-report", version: "1", key: "k", input, inputHash: hashOf(input) }))]
       })
       expect(claim._tag).toBe("Created")
       const engine = yield* Engine.Engine.pipe(Effect.provide(Engine.layer({ owner: "worker-b" })))

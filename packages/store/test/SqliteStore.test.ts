@@ -18,6 +18,7 @@ import * as path from "node:path"
 import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
+import * as internalOpen from "../src/internal/open.js"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-sqlite-"))
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
@@ -27,12 +28,8 @@ const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, im
 
 const freshFile = () => path.join(root, randomUUID(), ".ledgerflow", "ledger.db")
 
-/** Builds the layer in the current scope and returns its services. */
-const open = (options: SqliteStore.Options) =>
-  Effect.map(Layer.build(SqliteStore.layer(options)), (context) => ({
-    store: Context.get(context, EventStore.EventStore),
-    sql: Context.get(context, SqlClient.SqlClient)
-  }))
+/** Opens the store in the current scope, as its layer does, with the store's own SQL client beside it. */
+const open = (options: SqliteStore.Options) => internalOpen.open(options)
 
 const digest = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex")
 
@@ -95,10 +92,24 @@ describe("SqliteStore", () => {
       expect(yield* sql`PRAGMA synchronous`).toEqual([{ synchronous: 2 }])
       expect(yield* sql`PRAGMA busy_timeout`).toEqual([{ timeout: 5_000 }])
       expect(yield* sql`PRAGMA foreign_keys`).toEqual([{ foreign_keys: 1 }])
-      // The SqlClient it provides reads the store's own file.
+      // Its own SqlClient reads the store's file.
       yield* store.claim(claim("run-1", "key-1"))
       expect(yield* sql`SELECT run_id, (SELECT max(seq) FROM events WHERE events.run_id = runs.run_id) AS n FROM runs`)
         .toEqual([{ run_id: "run-1", n: 1 }])
+    }))
+
+  it.scoped("the layer provides the engine's EventStore and never its SqlClient: a step's own SQL cannot reach the ledger", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const context = yield* Layer.build(SqliteStore.layer({ filename }))
+      expect(Option.isSome(Context.getOption(context, EventStore.EventStore))).toBe(true)
+      expect(Option.isNone(Context.getOption(context, SqlClient.SqlClient))).toBe(true)
+      // What a step that needs a SqlClient sees, even with the store merged into the engine's layer: the
+      // ledger does not satisfy it, so a step never runs its SQL on the ledger's connection.
+      const reached = yield* Effect.serviceOption(SqlClient.SqlClient).pipe(
+        Effect.provide(Engine.layer().pipe(Layer.provideMerge(SqliteStore.layer({ filename }))))
+      )
+      expect(Option.isNone(reached)).toBe(true)
     }))
 
   it.scoped("synchronous NORMAL and the busy timeout are options", () =>
@@ -154,7 +165,14 @@ describe("SqliteStore", () => {
       expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
         { value: String(SqliteStore.schemaVersion) }
       ])
-      expect(Option.getOrThrow(yield* store.getRun("run-1"))).toMatchObject({ status: "running", lastSeq: 3, leaseToken: 1 })
+      // Schema 4 back-fills a run's deliveries: the one start that created it, at its creation.
+      expect(Option.getOrThrow(yield* store.getRun("run-1"))).toMatchObject({
+        status: "running",
+        lastSeq: 3,
+        leaseToken: 1,
+        deliveries: 1,
+        lastDeliveredAt: 1_000
+      })
       expect((yield* store.readEvents("run-1")).map((e) => e.data)).toEqual(events.map((e) => e.data))
       expect(yield* store.append({ runId: "run-1", token: 1, expectedSeq: 3, events: [events[2]!], now: 2_000 })).toBe(4)
     }).pipe(Effect.scoped))
@@ -217,7 +235,9 @@ describe("SqliteStore", () => {
         }).pipe(Effect.provide(SqliteClient.layer({ filename })), Effect.scoped)
         const db = new Database(filename)
         db.prepare("ATTACH DATABASE ? AS written").run(written)
-        db.exec(`INSERT INTO runs SELECT * FROM written.runs;
+        db.exec(`INSERT INTO runs SELECT run_id, pipeline, version, key, status, created_at, updated_at, owner,
+            lease_token, lease_expires_at, failure_class, failure_fingerprint, failure_reason, parent_run_id,
+            correlation_id FROM written.runs;
           INSERT INTO runs SELECT 'run-damaged', pipeline, version, 'damaged', status, created_at, updated_at, owner,
             lease_token, lease_expires_at, failure_class, failure_fingerprint, failure_reason, parent_run_id,
             correlation_id FROM written.runs;
@@ -239,7 +259,9 @@ describe("SqliteStore", () => {
 
         yield* Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
-          expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([{ value: "3" }])
+          expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
+            { value: String(SqliteStore.schemaVersion) }
+          ])
           const run = (yield* Engine.runs()).find((r) => r.runId !== "run-damaged")
           const migrated = rowsOf(run!.runId)
           // fetch's completion got its columns from its body; summarize's (with usage) and other events none.
@@ -284,7 +306,7 @@ describe("SqliteStore", () => {
           expect(served).toEqual(["fetch#0", "summarize#0"])
           // The damaged run is still reported, as before the migration, when its log is read.
           expect((yield* Effect.flip(Engine.state("run-damaged")))._tag).toBe("UnknownEvent")
-        }).pipe(Effect.provide(engineOn(filename)))
+        }).pipe(Effect.provide(Layer.merge(engineOn(filename), SqliteClient.layer({ filename }))))
       }).pipe(Effect.scoped)
   )
 

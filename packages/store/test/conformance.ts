@@ -127,7 +127,7 @@ export const conformance = (
       Effect.flatMap(EventStore.EventStore, (store) => store.getRun(runId)).pipe(Effect.map(Option.getOrThrow))
 
     test(
-      "a claim creates the run with its first events, and a second claim of the key reports it Existing without writing",
+      "a claim creates the run with its first events, and a second claim of the key reports it Existing, counting its delivery, writing no event",
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
         const request = claimRequest("run-1", "key-1", { parentRunId: "parent-1", correlationId: "thread-9" })
@@ -146,7 +146,9 @@ export const conformance = (
           leaseToken: 1,
           leaseExpiresAt: 31_000,
           parentRunId: "parent-1",
-          correlationId: "thread-9"
+          correlationId: "thread-9",
+          deliveries: 1,
+          lastDeliveredAt: 1_000
         })
         expect(yield* getRun("run-1")).toEqual(first.run)
         expect(yield* store.readEvents("run-1")).toEqual(
@@ -155,13 +157,58 @@ export const conformance = (
 
         const second = yield* store.claim(claimRequest("run-2", "key-1", { owner: "worker-2", now: 5_000 }))
         expect(second._tag).toBe("Existing")
-        expect(second.run).toEqual(first.run)
+        expect(second.run).toEqual({ ...first.run, deliveries: 2, lastDeliveredAt: 5_000 })
+        expect(yield* getRun("run-1")).toEqual(second.run)
         expect(yield* store.readEvents("run-1")).toHaveLength(2)
         expect(yield* store.getRun("run-2")).toEqual(Option.none())
         expect(yield* store.readEvents("run-2")).toEqual([])
         expect(Option.getOrThrow(yield* store.findByKey(pipeline, "key-1")).runId).toBe("run-1")
         expect(yield* store.findByKey(pipeline, "key-2")).toEqual(Option.none())
         expect(yield* store.findByKey("other-pipeline", "key-1")).toEqual(Option.none())
+      })
+    )
+
+    test(
+      "deliver counts a redelivery on the run; an answered one appends its events unless the run is running",
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        yield* created("run-1", "key-1")
+        const redelivered = (at: number) => [Event.encode(new Event.RunRedelivered({ at }))]
+        // Running: an owner may be appending, so the answered events are left out; the delivery is counted.
+        const running = yield* store.deliver({ runId: "run-1", now: 2_000, answered: redelivered(2_000) })
+        expect(running).toMatchObject({ deliveries: 2, lastDeliveredAt: 2_000, lastSeq: 2, status: "running" })
+        expect(yield* store.readEvents("run-1")).toHaveLength(2)
+        yield* store.append({ runId: "run-1", token: 1, now: 3_000, events: [stepCompleted(3_000, "a")], patch: { status: "failed", failure } })
+        const answered = yield* store.deliver({ runId: "run-1", now: 4_000, answered: redelivered(4_000) })
+        expect(answered).toMatchObject({ deliveries: 3, lastDeliveredAt: 4_000, lastSeq: 4, status: "failed", leaseToken: 1 })
+        expect(answered.failureFingerprint).toBe("fp-1")
+        const events = yield* store.readEvents("run-1")
+        expect(events.map((e) => [e.seq, e.type])).toEqual([[1, "RunStarted"], [2, "LeaseTaken"], [3, "StepCompleted"], [4, "RunRedelivered"]])
+        // Counted without events: no write to the log. An earlier time does not move the last delivery back.
+        const counted = yield* store.deliver({ runId: "run-1", now: 3_500 })
+        expect(counted).toMatchObject({ deliveries: 4, lastDeliveredAt: 4_000, lastSeq: 4 })
+        expect(yield* getRun("run-1")).toEqual(counted)
+        // The token still fences appends: a delivery took no lease.
+        expect(yield* store.append({ runId: "run-1", token: 1, now: 5_000, events: [stepCompleted(5_000, "b")] })).toBe(5)
+        const missing = yield* Effect.flip(store.deliver({ runId: "run-none", now: 1 }))
+        expect(missing._tag).toBe("StoreError")
+      })
+    )
+
+    test(
+      "deliveries counted at once, by claims and redeliveries, are all counted",
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        yield* created("run-1", "key-1")
+        yield* Effect.all(
+          Array.from({ length: 20 }, (_, i) =>
+            i % 2 === 0
+              ? store.deliver({ runId: "run-1", now: 2_000 + i })
+              : store.claim(claimRequest(`run-x${i}`, "key-1", { now: 2_000 + i }))),
+          { concurrency: "unbounded" }
+        )
+        expect(yield* getRun("run-1")).toMatchObject({ deliveries: 21, lastDeliveredAt: 2_019 })
+        expect(yield* store.listRuns({})).toHaveLength(1)
       })
     )
 

@@ -1,6 +1,7 @@
 /**
  * `ledgerflow replay <run>`: re-execute the run's pipeline code against its log with no side effects (no
- * step body runs) and report each step as served, diverged or not in the journal. Exit 1 on divergence.
+ * step body runs) and report each step as served, reordered, diverged or not in the journal. Exit 1 on
+ * divergence.
  */
 import { Command } from "@effect/cli"
 import { Engine } from "@ledgerflow/core"
@@ -17,6 +18,8 @@ import * as Store from "../internal/store.js"
 
 const verdicts = {
   identical: "identical: every step the code asked for was served from the log",
+  reordered:
+    "reordered: every step was served from the log, some from another occurrence's completion (concurrent calls that started in another order); nothing was paid again",
   incomplete:
     "incomplete: the code reached a step the run never completed (it stopped there); `ledgerflow resume` continues from it",
   diverged:
@@ -81,7 +84,7 @@ export const command = Command.make("replay", {
     }
     if (report.outcome === "diverged") return yield* new CliError({ code: Failed, message: "" })
   }))).pipe(Command.withDescription(describe(
-    "Re-execute a run's pipeline code against its log, with no side effects: every step is served from the log, none runs. Reports each step as served, diverged (the code now calls it with another input) or not in the journal (the run never completed it). Needs the pipeline's code: see --config.",
+    "Re-execute a run's pipeline code against its log, with no side effects: every step is served from the log, none runs. Reports each step as served, reordered (served from another occurrence's completion of the same step and input: concurrent calls that started in another order), diverged (the code now calls it with another input) or not in the journal (the run never completed it). Needs the pipeline's code: see --config.",
     [
       { command: "ledgerflow replay run_0m8x2k", does: "check that today's code still agrees with what the run did" },
       { command: "ledgerflow replay run_0m8x2k --config apps/etl/ledgerflow.config.ts", does: "with the pipelines of another config" }

@@ -45,5 +45,5 @@ export const command = Command.make("rollback", {
     [
       { command: "ledgerflow rollback run_0m8x2k", does: "delete the file and the row a failed run wrote" }
     ],
-    ["Exit 0 when the run is rolled back, 1 when something is left to undo (the run needs attention) or it is past an irreversible step."]
+    ["Exit 0 when the run is rolled back, 1 when something is left to undo (the run needs attention) or it is past an irreversible step (refused: the run is left as it was; resume it instead)."]
   )))

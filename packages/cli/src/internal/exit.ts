@@ -39,6 +39,7 @@ const known: Record<string, { readonly code: Code; readonly hint?: string }> = {
   PipelineMismatch: { code: BadInput },
   InvalidInput: { code: BadInput },
   InvalidKey: { code: BadInput },
+  KeyConflict: { code: BadInput },
   // The operation was tried and did not succeed.
   StoreError: { code: Failed },
   RunInProgress: { code: Failed },
@@ -46,6 +47,8 @@ const known: Record<string, { readonly code: Code; readonly hint?: string }> = {
   LeaseLost: { code: Failed, hint: "another worker took the run over; see `ledgerflow show`" },
   SeqConflict: { code: Failed, hint: "another worker appended to the run; retry" },
   StepDiverged: { code: Failed, hint: "resume with --reexecute-diverged to run the changed steps again" },
+  DuplicateStepName: { code: Failed, hint: "rename one of the steps, then `ledgerflow resume` the run" },
+  PastPivot: { code: Failed, hint: "`ledgerflow resume` it instead" },
   Transient: { code: Failed },
   Deterministic: { code: Failed }
 }

@@ -4,7 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { DriftRow, FindingRow, Report, ReportOptions, Row, Tally } from "../CostLedger.js"
+import type { DriftRow, FindingRow, HoldingRun, Report, ReportOptions, Row, Tally } from "../CostLedger.js"
 import * as Event from "../Event.js"
 import { EventStore, type RunRecord } from "../EventStore.js"
 import * as Pricing from "../Pricing.js"
@@ -27,11 +27,33 @@ const tally = (): MutableTally => ({ ...zero })
 interface Group {
   readonly spent: MutableTally
   readonly saved: MutableTally
+  readonly held: MutableTally
   readonly wasted: MutableTally
   readonly unpriced: Set<string>
 }
 
-type Column = "spent" | "saved" | "wasted"
+type Column = "spent" | "saved" | "held" | "wasted"
+
+const group = (): Group => ({ spent: tally(), saved: tally(), held: tally(), wasted: tally(), unpriced: new Set() })
+
+/**
+ * Where a run's standing paid completions are when its log ends: held while it sits failed (a resume would
+ * serve them), wasted once it is cancelled (nothing will), nowhere while it runs or after it completed.
+ */
+const standingColumn = (status: RunRecord["status"]): Column | undefined => {
+  switch (status) {
+    case "failed":
+    case "needs_attention":
+    case "rolled_back":
+    case "compensating":
+      return "held"
+    case "cancelled":
+      return "wasted"
+    case "running":
+    case "completed":
+      return undefined
+  }
+}
 
 export const report = (
   options: ReportOptions
@@ -47,7 +69,8 @@ export const report = (
     const runs = yield* selectRuns(options, since)
 
     const groups = new Map<string, Group>()
-    const totals: Group = { spent: tally(), saved: tally(), wasted: tally(), unpriced: new Set() }
+    const totals: Group = group()
+    const holding: Array<HoldingRun> = []
     const drift = new Map<string, Omit<DriftRow, "runs" | "wasted"> & { runs: Set<string>; wasted: MutableTally }>()
     const findings = new Map<string, Omit<FindingRow, "runs"> & { runs: Set<string> }>()
     const byId = new Map(runs.map((r) => [r.runId, r]))
@@ -89,12 +112,12 @@ export const report = (
     const record = (run: RunRecord, step: string, column: Column, usage: ReadonlyArray<Usage>) => {
       for (const u of usage) {
         const key = groupOf(run, step, u.model)
-        let group = groups.get(key)
-        if (group === undefined) {
-          group = { spent: tally(), saved: tally(), wasted: tally(), unpriced: new Set() }
-          groups.set(key, group)
+        let target = groups.get(key)
+        if (target === undefined) {
+          target = group()
+          groups.set(key, target)
         }
-        add(group, column, u)
+        add(target, column, u)
         add(totals, column, u)
       }
     }
@@ -102,14 +125,23 @@ export const report = (
     for (const run of runs) {
       const events = yield* store.readEvents(run.runId).pipe(Effect.flatMap(Event.decodeAll))
       // The completion standing for each step: what serving it saves, or undoing it wastes.
-      const completions = new Map<string, { readonly name: string; readonly usage: ReadonlyArray<Usage> }>()
+      const completions = new Map<string, { readonly name: string; readonly usage: ReadonlyArray<Usage>; readonly at: number }>()
+      // Paid completions no execution has served since they were paid: what a failed run holds.
+      const unused = new Set<string>()
       for (const event of events) {
         const counted = since === undefined || event.at >= since
         switch (event._tag) {
           case "StepCompleted": {
             const usage = event.usage ?? []
-            completions.set(event.stepId, { name: event.name, usage })
+            completions.set(event.stepId, { name: event.name, usage, at: event.at })
+            unused.add(event.stepId)
             if (counted) record(run, event.name, "spent", usage)
+            break
+          }
+          case "RunRedelivered": {
+            // Answered from the stored outcome: every paid completion standing was not paid for again.
+            if (!counted) break
+            for (const completion of completions.values()) record(run, completion.name, "saved", completion.usage)
             break
           }
           case "StepAttemptFailed": {
@@ -139,6 +171,7 @@ export const report = (
           case "StepsServed": {
             if (!counted) break
             for (const stepId of event.stepIds) {
+              unused.delete(stepId)
               const completion = completions.get(stepId)
               if (completion !== undefined) record(run, completion.name, "saved", completion.usage)
             }
@@ -148,6 +181,7 @@ export const report = (
             // The step's effect is undone: the paid result of its completion is thrown away.
             const completion = completions.get(event.stepId)
             completions.delete(event.stepId)
+            unused.delete(event.stepId)
             if (counted && completion !== undefined) record(run, completion.name, "wasted", completion.usage)
             break
           }
@@ -185,6 +219,25 @@ export const report = (
             break
         }
       }
+      // What the run's standing, unused paid completions are now (held or wasted), from the status its log
+      // ends in (the projection is updated with each append).
+      const column = standingColumn(run.status)
+      if (column !== undefined) {
+        const before = { ...totals[column] }
+        for (const stepId of unused) {
+          const completion = completions.get(stepId)!
+          if (since === undefined || completion.at >= since) record(run, completion.name, column, completion.usage)
+        }
+        if (column === "held" && totals.held.calls > before.calls) {
+          holding.push({
+            runId: run.runId,
+            pipeline: run.pipeline,
+            key: run.key,
+            status: run.status,
+            held: difference(totals.held, before)
+          })
+        }
+      }
     }
 
     const share = (part: number, whole: number) => (whole === 0 ? 0 : part / whole)
@@ -192,6 +245,7 @@ export const report = (
       group,
       spent: { ...g.spent },
       saved: { ...g.saved },
+      held: { ...g.held },
       wasted: { ...g.wasted },
       unpriced: [...g.unpriced].sort(),
       share: {
@@ -211,6 +265,7 @@ export const report = (
       totals: {
         spent: { ...totals.spent },
         saved: { ...totals.saved },
+        held: { ...totals.held },
         wasted: { ...totals.wasted },
         unpriced: [...totals.unpriced].sort()
       },
@@ -220,9 +275,19 @@ export const report = (
       findings: [...findings.values()]
         .map((f) => ({ ...f, runs: [...f.runs] }))
         .sort((a, b) => b.count - a.count),
+      holding: holding.sort((a, b) => b.held.usd - a.held.usd || b.held.calls - a.held.calls),
       runs: runs.length
     } satisfies Report
   })
+
+const difference = (after: Tally, before: Tally): Tally => ({
+  usd: after.usd - before.usd,
+  inputTokens: after.inputTokens - before.inputTokens,
+  outputTokens: after.outputTokens - before.outputTokens,
+  cacheWriteTokens: after.cacheWriteTokens - before.cacheWriteTokens,
+  cacheReadTokens: after.cacheReadTokens - before.cacheReadTokens,
+  calls: after.calls - before.calls
+})
 
 /** The runs a report reads: by id, by chain, by pipeline, touched since. */
 const selectRuns = (

@@ -25,17 +25,21 @@ import {
   CircuitOpen,
   InvalidInput,
   type InvalidKey,
+  KeyConflict,
+  PastPivot,
   PipelineMismatch,
   RunInProgress,
   RunNotFound,
   RunNotResumable,
   validateKey
 } from "../RunError.js"
-import { StepDiverged } from "../Step.js"
+import { DuplicateStepName, StepDiverged } from "../Step.js"
 import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
+import { redeliver } from "./delivery.js"
 import { hashJson, toJson } from "./hash.js"
+import * as JournalSafe from "./journalSafe.js"
 import { Leases } from "./leases.js"
-import { type ReplayEntry, StepRunner } from "./runner.js"
+import { journalLoss, type ReplayEntry, StepRunner } from "./runner.js"
 
 export interface EngineOptions {
   /** How long a worker's claim on a run lasts without renewal. Default 30 seconds. */
@@ -55,6 +59,19 @@ export interface RunOptions {
   readonly budget?: Pipeline.Budget
 }
 
+export interface RollbackOptions {
+  /** When another worker holds the run: fail with `RunInProgress` (default) or wait for it. */
+  readonly ifRunning?: "fail" | "wait"
+}
+
+export interface RecoverOptions {
+  /**
+   * A run found `running` or `compensating` under a live lease is skipped (default), or waited for
+   * (`"wait"`): recover then finishes it if its worker dies, or reports how it ended.
+   */
+  readonly ifRunning?: "skip" | "wait"
+}
+
 export interface ResumeOptions {
   /** Re-execute steps whose input differs from the journal's instead of refusing them. */
   readonly reexecuteDiverged?: boolean
@@ -69,15 +86,18 @@ export interface ReplayReport {
   readonly steps: ReadonlyArray<ReplayEntry>
   /** Completions in the journal that the replayed code never asked for. */
   readonly unclaimed: ReadonlyArray<string>
-  /** `identical`: every step served; `diverged`: the code and the log disagree; `incomplete`: the
-   * replay reached the step where the original run stopped. */
-  readonly outcome: "identical" | "diverged" | "incomplete"
+  /** `identical`: every step served from its own entry; `reordered`: every step served, some from the
+   * completion of another occurrence (concurrent calls that started in another order); `diverged`: the
+   * code and the log disagree; `incomplete`: the replay reached the step where the original run stopped. */
+  readonly outcome: "identical" | "reordered" | "diverged" | "incomplete"
 }
 
 /** Everything a start can fail with, besides the run's own failure. */
 export type EngineError =
   | InvalidInput
   | InvalidKey
+  | KeyConflict
+  | PastPivot
   | CircuitOpen
   | RunInProgress
   | RunNotResumable
@@ -88,7 +108,7 @@ export type EngineError =
   | StoreError
   | Event.UnknownEvent
 
-export type RunError = Failure.Failure | StepDiverged | EngineError
+export type RunError = Failure.Failure | StepDiverged | DuplicateStepName | EngineError
 
 export interface RollbackReport {
   readonly runId: string
@@ -96,6 +116,7 @@ export interface RollbackReport {
   readonly compensated: ReadonlyArray<string>
   /** Steps still to undo (a compensation failed deterministically): the run needs attention. */
   readonly pending: ReadonlyArray<string>
+  /** The run's status as it stands after the rollback (read back from the store), not what was asked. */
   readonly status: RunRecord["status"]
   readonly message: string
 }
@@ -112,8 +133,15 @@ export interface BreakerState {
 export interface RecoveredRun {
   readonly runId: string
   readonly pipeline: string
+  /**
+   * What recovery did: `resumed` (also a run past its pivot, whatever its `onCrash`: it only goes forward),
+   * `rolled back`, or `skipped` (no pipeline given for it, or its lease is live).
+   */
   readonly action: "resumed" | "rolled back" | "skipped"
+  /** `ok` when the action ran to its end, else the first line of why not. */
   readonly outcome: string
+  /** The run's status after recovery, read back from the store. */
+  readonly status: RunRecord["status"]
 }
 
 export const make = (store: EventStoreService, options: EngineOptions = {}) => {
@@ -139,22 +167,30 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const decodeStored = <A>(
     decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
     value: unknown,
-    what: string
+    what: string,
+    runId: string
   ): Effect.Effect<A, Failure.Deterministic> => {
     const decoded = decode(value)
-    return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(Failure.deterministic(
-      `the journaled ${what} no longer decodes with the pipeline's Schema (${
-        ParseResult.TreeFormatter.formatErrorSync(decoded.left)
-      }); bump the pipeline version or migrate the Schema`,
-      { rule: "schema" }
+    return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(Failure.inRun(
+      Failure.deterministic(
+        `the journaled ${what} of run ${runId} no longer decodes with the pipeline's Schema (${
+          ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+        }); bump the pipeline version or migrate the Schema`,
+        { rule: "schema" }
+      ),
+      runId
     ))
   }
 
   /** The outcome of a finished run, as stored: its output, or its failure. */
-  const stored = <I, O, E, R>(pipeline: Pipeline.Pipeline<I, O, E, R>, run: RunRecord) =>
-    Effect.flatMap(readState(run.runId), (state): Effect.Effect<O, RunError> => {
-      if (state.status === "completed") return decodeStored(pipeline.codec.decodeOutput, state.output, "output")
-      if (state.failure !== undefined) return Effect.fail(state.failure.failure)
+  const stored = <I, O, E, R>(pipeline: Pipeline.Pipeline<I, O, E, R>, run: RunRecord, known?: Journal.RunState) =>
+    Effect.flatMap(known === undefined ? readState(run.runId) : Effect.succeed(known), (state): Effect.Effect<O, RunError> => {
+      if (state.status === "completed") {
+        return decodeStored(pipeline.codec.decodeOutput, state.output, "output", run.runId)
+      }
+      if (state.failure !== undefined) {
+        return Effect.fail(Failure.inRun(state.failure.failure, run.runId, state.failure.stepId))
+      }
       return Effect.fail(notResumable(run))
     })
 
@@ -163,6 +199,17 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       runId: run.runId,
       status: run.status,
       message: `run ${run.runId} is ${run.status.replace("_", " ")}; it cannot be started again by key: see what happened with \`ledgerflow show ${run.runId}\`, then \`ledgerflow resume\` or \`ledgerflow rollback\` it`
+    })
+
+  const keyConflict = (pipeline: { readonly name: string }, run: RunRecord, storedInputHash: string, inputHash: string) =>
+    new KeyConflict({
+      pipeline: pipeline.name,
+      key: run.key,
+      runId: run.runId,
+      storedInputHash,
+      inputHash,
+      message:
+        `the key ${JSON.stringify(run.key)} of pipeline ${pipeline.name} belongs to run ${run.runId}, started with another input (hash ${storedInputHash}, this start's ${inputHash}); nothing was executed. Use a new key for this input, or start the run's own input again to get its outcome`
     })
 
   const inProgress = (run: RunRecord) =>
@@ -229,7 +276,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     run: RunRecord,
     runner: StepRunner
   ): Effect.Effect<Exit.Exit<O, E | LeaseLost | StoreError>, never, Exclude<R, RunContext>> => {
-    const program = Effect.provideService(pipeline.run(input), RunContext, contextOf(pipeline, run, runner))
+    const program = Effect.provideService(runner.enter(pipeline.run(input)), RunContext, contextOf(pipeline, run, runner))
     return runner.config.mode === "replay" ? Effect.exit(program) : leases.hold(runner, program)
   }
 
@@ -275,7 +322,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       }
       if (Exit.isSuccess(exit)) {
         const encoded = pipeline.codec.encodeOutput(exit.value)
-        if (Either.isRight(encoded)) {
+        const lost = Either.isRight(encoded) ? JournalSafe.check(encoded.right, pipeline.codec.decodeOutput) : undefined
+        if (Either.isRight(encoded) && lost === undefined) {
           const at = yield* Clock.currentTimeMillis
           // Not synced on its own: if it is lost, the next start serves every step from the log and ends the
           // run the same way. The steps it rests on were synced.
@@ -284,12 +332,14 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           yield* stopped(runner)
           return exit.value
         }
-        const failure = Failure.deterministic(
-          `pipeline ${pipeline.name} returned an output that does not match its Schema: ${
-            ParseResult.TreeFormatter.formatErrorSync(encoded.left)
-          }`,
-          { rule: "schema" }
-        )
+        const failure = Either.isLeft(encoded)
+          ? Failure.deterministic(
+            `pipeline ${pipeline.name} returned an output that does not match its Schema: ${
+              ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+            }`,
+            { rule: "schema" }
+          )
+          : journalLoss(`pipeline ${pipeline.name}`, lost ?? "")
         return yield* fail(runner, failure, undefined, Exit.fail(failure))
       }
       if (Cause.isInterruptedOnly(exit.cause)) {
@@ -303,6 +353,10 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       }
       if (Option.isSome(error) && error.value instanceof StepDiverged) {
         const failure = Failure.deterministic(error.value.message, { rule: "divergence" })
+        return yield* fail(runner, failure, error.value.stepId, exit, error.value)
+      }
+      if (Option.isSome(error) && error.value instanceof DuplicateStepName) {
+        const failure = Failure.deterministic(error.value.message, { rule: "duplicate-step-name" })
         return yield* fail(runner, failure, error.value.stepId, exit, error.value)
       }
       const failure = Option.isSome(error) && Failure.isFailure(error.value)
@@ -342,7 +396,8 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       yield* Scope.close(runner.config.scope, exit)
       yield* settle(runner, undo, failure)
       yield* stopped(runner)
-      return yield* Effect.fail(reported)
+      // Every failure a run returns names its run, and its step where a step failed.
+      return yield* Effect.fail(Failure.isFailure(reported) ? Failure.inRun(reported, runner.config.runId, stepId) : reported)
     })
 
   /** After the scope closed: journal where the undo left the run. */
@@ -387,7 +442,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     Effect.gen(function*() {
       const acquired = yield* lease(run, reason, requireExpired, { status: "running", failure: null })
       const state = yield* readState(run.runId)
-      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
+      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input", run.runId)
       return yield* execute(pipeline, input, acquired, state, reexecuteDiverged, budget)
     })
 
@@ -446,13 +501,16 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const key = runOptions.key ?? inputHash
       const invalidKey = validateKey(key)
       if (invalidKey !== undefined) return yield* Effect.fail(invalidKey)
+      // This start is one delivery of its key: counted once, however long it waits for a running run.
+      let delivered = false
       while (true) {
         const now = yield* Clock.currentTimeMillis
         const found = yield* store.findByKey(pipeline.name, key)
         let existing: RunRecord
         if (Option.isSome(found)) {
-          // A key that has a run (a redelivery) is answered from it: one read, no write to learn it again.
-          existing = found.value
+          // A key that has a run (a redelivery) is answered from it: one read, and one small write counting it.
+          existing = delivered ? found.value : yield* redeliver(store, found.value, now)
+          delivered = true
         } else {
           // Only a run that does not exist yet is refused by the breaker: an existing key still returns its outcome.
           yield* checkBreaker(pipeline)
@@ -488,16 +546,23 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
           if (claim._tag === "Created") {
             return yield* execute(pipeline, input, claim.run, Journal.empty, false, runOptions.budget)
           }
-          // Another worker created it since the lookup.
+          // Another worker created it since the lookup; the claim counted this delivery.
           existing = claim.run
+          delivered = true
+        }
+        // A chosen key is bound to its first input (a derived key is the input's hash: it cannot differ).
+        const known = runOptions.key === undefined ? undefined : yield* readState(existing.runId)
+        const storedHash = known?.started?.inputHash
+        if (storedHash !== undefined && storedHash !== inputHash) {
+          return yield* Effect.fail(keyConflict(pipeline, existing, storedHash, inputHash))
         }
         switch (existing.status) {
           case "completed":
-            return yield* stored(pipeline, existing)
+            return yield* stored(pipeline, existing, known)
           case "failed":
           case "rolled_back":
             // A deterministic failure is returned as stored: redelivering the same work cannot fix it.
-            if (existing.failureClass === "deterministic") return yield* stored(pipeline, existing)
+            if (existing.failureClass === "deterministic") return yield* stored(pipeline, existing, known)
             return yield* takeOver(
               pipeline,
               existing,
@@ -579,30 +644,66 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const resetBreaker = (pipeline: { readonly name: string; readonly version: string }) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => store.putSetting(breakerKey(pipeline), String(now)))
 
+  /** Wait a little for a live lease: until it should expire, at most a second, at least 50 ms. */
+  const waitForLease = (run: RunRecord, now: number) =>
+    Effect.sleep(Duration.millis(Math.min(1000, Math.max(50, run.leaseExpiresAt - now))))
+
+  const pastPivot = (run: RunRecord, stepId: string, status: RunRecord["status"] = run.status) =>
+    new PastPivot({
+      runId: run.runId,
+      stepId,
+      status,
+      message:
+        `run ${run.runId} is past its pivot: irreversible step ${stepId} completed, so nothing before it may be undone and the run can only go forward; resume it after fixing the cause (it was left ${
+          status.replace("_", " ")
+        })`
+    })
+
+  /**
+   * What undoing a run came to: rolled back (as far as it went), or refused because the run is past its
+   * pivot — found in the journal before anything was taken (`leased` undefined), or learnt while
+   * rebuilding the scope, when the reconcile of an in-doubt irreversible step said it happened (`leased`:
+   * the run's record under this engine's lease, nothing undone).
+   */
+  type Undo =
+    | { readonly _tag: "RolledBack"; readonly report: RollbackReport }
+    | { readonly _tag: "PastPivot"; readonly error: PastPivot; readonly leased: RunRecord | undefined }
+
   /**
    * Undo a failed run: rebuild its scope by replaying the pipeline against the journal (no body runs),
-   * then close it as failed so the pending compensations run in reverse order.
+   * then close it as failed so the pending compensations run in reverse order. A run past its pivot is
+   * not undone: the caller resumes it (recovery) or refuses (an explicit rollback).
    */
-  const rollback = <I, O, E, R>(
+  const undo = <I, O, E, R>(
     pipeline: Pipeline.Pipeline<I, O, E, R>,
-    runId: string
-  ): Effect.Effect<RollbackReport, EngineError | Failure.Deterministic, Exclude<R, RunContext>> =>
+    runId: string,
+    options: RollbackOptions & { readonly onPastPivot: "refuse" | "resume" }
+  ): Effect.Effect<Undo, EngineError | Failure.Deterministic, Exclude<R, RunContext>> =>
     Effect.gen(function*() {
-      const existing = yield* getRun(runId)
+      let existing = yield* getRun(runId)
       yield* checkPipeline(pipeline, existing)
-      const now = yield* Clock.currentTimeMillis
-      if (existing.status === "completed") {
-        return yield* Effect.fail(new RunNotResumable({
-          runId: existing.runId,
-          status: existing.status,
-          message: `run ${existing.runId} completed; a completed run is not rolled back (compensate in a new run if you must undo it)`
-        }))
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        if (existing.status === "completed") {
+          return yield* Effect.fail(new RunNotResumable({
+            runId: existing.runId,
+            status: existing.status,
+            message: `run ${existing.runId} completed; a completed run is not rolled back (compensate in a new run if you must undo it)`
+          }))
+        }
+        if (existing.status === "rolled_back") {
+          const report = { runId: existing.runId, compensated: [], pending: [], status: existing.status, message: "already rolled back" }
+          return { _tag: "RolledBack", report } satisfies Undo
+        }
+        if ((existing.status !== "running" && existing.status !== "compensating") || existing.leaseExpiresAt <= now) break
+        if (options.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
+        yield* waitForLease(existing, now)
+        existing = yield* getRun(existing.runId)
       }
-      if (existing.status === "rolled_back") {
-        return { runId: existing.runId, compensated: [], pending: [], status: existing.status, message: "already rolled back" }
-      }
-      if ((existing.status === "running" || existing.status === "compensating") && existing.leaseExpiresAt > now) {
-        return yield* Effect.fail(inProgress(existing))
+      // Past its pivot in the journal: refused before anything is taken or written.
+      const before = yield* readState(existing.runId)
+      if (before.pivot !== undefined) {
+        return { _tag: "PastPivot", error: pastPivot(existing, before.pivot), leased: undefined } satisfies Undo
       }
       const acquired = yield* lease(
         existing,
@@ -611,63 +712,121 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         { status: "compensating" }
       )
       const state = yield* readState(existing.runId)
-      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
+      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input", existing.runId)
       const runner = yield* newRunner(acquired, state, "rollback", false, state.status === "running")
       yield* runProgram(pipeline, input, acquired, runner)
-      const failure = state.failure?.failure ?? Failure.deterministic("rolled back on request", { rule: "rollback" })
       if (runner.abort !== undefined && runner.abort._tag !== "ReplayStopped") {
         yield* Scope.close(runner.config.scope, Exit.interrupt(FiberId.none))
         return yield* Effect.fail(runner.abort)
       }
-      yield* Scope.close(runner.config.scope, Exit.fail(failure))
-      const undo = runner.pivot === undefined && runner.attention === undefined
-      yield* settle(runner, undo, failure)
+      if (runner.pivot !== undefined && runner.attention === undefined) {
+        // The reconcile of an in-doubt irreversible step said it happened: past the pivot now. Undo nothing.
+        yield* Scope.close(runner.config.scope, Exit.interrupt(FiberId.none))
+        const error = pastPivot(acquired, runner.pivot, options.onPastPivot === "refuse" ? "needs_attention" : "running")
+        if (options.onPastPivot === "refuse") {
+          const at = yield* Clock.currentTimeMillis
+          yield* runner.append([Event.make(Event.RunNeedsAttention, { at, reason: error.message, pending: [] })], {
+            status: "needs_attention"
+          })
+          yield* stopped(runner)
+        }
+        const leased = yield* getRun(acquired.runId)
+        return { _tag: "PastPivot", error, leased } satisfies Undo
+      }
+      // What the run failed with; a crashed run (no failure in its log) is undone as it stands, no failure invented.
+      const failure = state.failure?.failure
+      yield* Scope.close(runner.config.scope, Exit.fail(failure ?? "rollback"))
+      const undone = runner.attention === undefined
+      yield* settle(runner, undone, failure)
       yield* stopped(runner)
       const pending = runner.attention?.pending ?? []
-      return {
+      const after = yield* getRun(existing.runId)
+      const report = {
         runId: existing.runId,
         compensated: runner.compensable.filter((id) => runner.compensated.has(id)).reverse(),
         pending,
-        status: runner.attention !== undefined ? "needs_attention" : undo ? "rolled_back" : "failed",
-        message: runner.attention?.reason ??
-          (runner.pivot !== undefined
-            ? `past its pivot (irreversible step ${runner.pivot} completed): nothing before it is undone`
-            : `rolled back: ${runner.compensated.size} compensation(s) ran`)
+        status: after.status,
+        message: runner.attention?.reason ?? `rolled back: ${runner.compensated.size} compensation(s) ran`
       } satisfies RollbackReport
+      return { _tag: "RolledBack", report } satisfies Undo
     })
+
+  /** An explicit rollback: a run past its pivot is refused (`PastPivot`), left as it was. */
+  const rollback = <I, O, E, R>(
+    pipeline: Pipeline.Pipeline<I, O, E, R>,
+    runId: string,
+    options: RollbackOptions = {}
+  ): Effect.Effect<RollbackReport, EngineError | Failure.Deterministic, Exclude<R, RunContext>> =>
+    Effect.flatMap(
+      undo(pipeline, runId, { ...options, onPastPivot: "refuse" }),
+      (done) => done._tag === "RolledBack" ? Effect.succeed(done.report) : Effect.fail(done.error)
+    )
 
   /**
    * Find runs whose worker died (lease expired while running or compensating) and finish them: resume,
-   * or roll back when the pipeline says `onCrash: "rollback"` or the run was already undoing.
+   * or roll back when the pipeline says `onCrash: "rollback"` or the run was already undoing — except a
+   * run past its pivot, which only goes forward: it is resumed. Each result states the run's real status.
    */
   const recover = <P extends Pipeline.Any>(
-    pipelines: ReadonlyArray<P>
+    pipelines: ReadonlyArray<P>,
+    options: RecoverOptions = {}
   ): Effect.Effect<ReadonlyArray<RecoveredRun>, StoreError, Pipeline.Requirements<P>> =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const stale = [
+      const found = [
         ...(yield* store.listRuns({ status: "running" })),
         ...(yield* store.listRuns({ status: "compensating" }))
-      ].filter((r) => r.leaseExpiresAt <= now)
+      ]
+      const stale = options.ifRunning === "wait" ? found : found.filter((r) => r.leaseExpiresAt <= now)
       const byName = new Map(pipelines.map((p) => [p.name, p]))
       const results: Array<RecoveredRun> = []
-      for (const r of stale) {
-        const pipeline = byName.get(r.pipeline)
+      const statusOf = (runId: string, fallback: RunRecord["status"]) =>
+        Effect.map(store.getRun(runId), Option.match({ onNone: () => fallback, onSome: (r) => r.status }))
+      for (const listed of stale) {
+        const pipeline = byName.get(listed.pipeline)
         if (pipeline === undefined) {
-          results.push({ runId: r.runId, pipeline: r.pipeline, action: "skipped", outcome: "no such pipeline given" })
+          results.push({
+            runId: listed.runId,
+            pipeline: listed.pipeline,
+            action: "skipped",
+            outcome: "no such pipeline given",
+            status: listed.status
+          })
+          continue
+        }
+        // Waiting for a live lease: until its worker finishes the run, or dies and lets the lease expire.
+        let r = listed
+        while ((r.status === "running" || r.status === "compensating") && r.leaseExpiresAt > (yield* Clock.currentTimeMillis)) {
+          yield* waitForLease(r, yield* Clock.currentTimeMillis)
+          r = Option.getOrElse(yield* store.getRun(r.runId), () => r)
+        }
+        if (r.status !== "running" && r.status !== "compensating") {
+          results.push({ runId: r.runId, pipeline: r.pipeline, action: "skipped", outcome: `finished by ${r.owner}`, status: r.status })
           continue
         }
         const back = r.status === "compensating" || pipeline.onCrash === "rollback"
+        const resume = (run: RunRecord, requireExpired: boolean, why: string) =>
+          takeOver(pipeline, run, `${why}; recovered by ${owner}`, requireExpired, false)
         const exit = yield* Effect.exit(
           back
-            ? rollback(pipeline, r.runId)
-            : takeOver(pipeline, r, `the lease of ${r.owner} expired; recovered by ${owner}`, true, false)
+            ? Effect.flatMap(undo(pipeline, r.runId, { onPastPivot: "resume" }), (done) =>
+              done._tag === "RolledBack"
+                ? Effect.succeed("rolled back" as const)
+                : Effect.as(
+                  done.leased === undefined
+                    ? resume(r, true, `the lease of ${r.owner} expired; past its pivot (${done.error.stepId}), so resumed, not rolled back`)
+                    : resume(done.leased, false, `past its pivot (${done.error.stepId} reconciled as done), so resumed, not rolled back`),
+                  "resumed" as const
+                ))
+            : Effect.as(resume(r, true, `the lease of ${r.owner} expired`), "resumed" as const)
         )
+        const action = Exit.isSuccess(exit) ? exit.value : back ? "rolled back" : "resumed"
         results.push({
           runId: r.runId,
           pipeline: r.pipeline,
-          action: back ? "rolled back" : "resumed",
-          outcome: Exit.isSuccess(exit) ? "ok" : Cause.pretty(exit.cause).split("\n")[0] ?? "failed"
+          action,
+          outcome: Exit.isSuccess(exit) ? "ok" : Cause.pretty(exit.cause).split("\n")[0] ?? "failed",
+          status: yield* statusOf(r.runId, r.status)
         })
       }
       return results
@@ -731,7 +890,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const existing = yield* getRun(runId)
       yield* checkPipeline(pipeline, existing)
       const state = yield* readState(existing.runId)
-      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input")
+      const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input", existing.runId)
       const runner = yield* newRunner(existing, state, "replay", false)
       yield* runProgram(pipeline, input, existing, runner)
       yield* Scope.close(runner.config.scope, Exit.void)
@@ -740,6 +899,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
       const claimed = new Set(runner.served)
       const unclaimed = state.completionOrder.filter((id) => !claimed.has(id))
       const stop = runner.abort?._tag === "ReplayStopped" ? runner.abort.entry : undefined
+      const reordered = runner.replayLog.some((e) => e.outcome === "reordered")
       const diverged = runner.replayLog.some((e) => e.outcome === "diverged") ||
         (stop?.outcome === "not-in-journal" && state.status === "completed") ||
         (stop === undefined && unclaimed.length > 0)
@@ -748,7 +908,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
         pipeline: pipeline.name,
         steps: runner.replayLog,
         unclaimed,
-        outcome: diverged ? "diverged" : stop !== undefined ? "incomplete" : "identical"
+        outcome: diverged ? "diverged" : stop !== undefined ? "incomplete" : reordered ? "reordered" : "identical"
       } satisfies ReplayReport
     })
 
@@ -762,8 +922,9 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
     resetBreaker,
     breakerState,
     getRun,
+    lookup: (pipeline: { readonly name: string }, key: string) => store.findByKey(pipeline.name, key),
     runs: store.listRuns,
-    events: (runId: string) => Effect.flatMap(store.readEvents(runId), Event.decodeAll),
+    events: (runId: string) => Effect.flatMap(store.readEvents(runId), Event.decodeAllWithSeq),
     state: readState
   }
   return { service, keepLeases: leases.keep }

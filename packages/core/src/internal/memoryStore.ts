@@ -58,12 +58,21 @@ export const makeMemory = (): EventStoreService => {
     return next
   }
 
+  /** One more delivery on the run, stored; the run as counted. */
+  const countDelivery = (run: RunRecord, now: number): RunRecord => {
+    const counted = { ...run, deliveries: run.deliveries + 1, lastDeliveredAt: Math.max(run.lastDeliveredAt, now) }
+    runs.set(run.runId, counted)
+    return counted
+  }
+
   return {
     claim: (request) =>
       Effect.suspend((): Effect.Effect<ClaimResult, StoreError> => {
         const existingId = byKey.get(keyOf(request.pipeline, request.key))
         const existing = existingId === undefined ? undefined : runs.get(existingId)
-        if (existing !== undefined) return Effect.succeed({ _tag: "Existing", run: existing } as const)
+        if (existing !== undefined) {
+          return Effect.succeed({ _tag: "Existing", run: countDelivery(existing, request.now) } as const)
+        }
         if (runs.has(request.runId)) {
           return Effect.fail(
             new StoreError({ operation: "claim", message: `run id ${request.runId} is already taken by another run` })
@@ -82,10 +91,29 @@ export const makeMemory = (): EventStoreService => {
           leaseToken: 1,
           leaseExpiresAt: request.leaseExpiresAt,
           parentRunId: request.parentRunId,
-          correlationId: request.correlationId
+          correlationId: request.correlationId,
+          deliveries: 1,
+          lastDeliveredAt: request.now
         }
         byKey.set(keyOf(request.pipeline, request.key), run.runId)
         return Effect.succeed({ _tag: "Created", run: write(run, request.events, undefined, request.now) } as const)
+      }),
+
+    deliver: (request) =>
+      Effect.suspend(() => {
+        const run = runs.get(request.runId)
+        if (run === undefined) {
+          return Effect.fail(
+            new StoreError({ operation: "deliver", message: `no run has the id ${request.runId}` })
+          )
+        }
+        const counted = countDelivery(run, request.now)
+        const answered = request.answered ?? []
+        // An owner may be appending to a running or compensating run: its log is left to it.
+        if (answered.length === 0 || counted.status === "running" || counted.status === "compensating") {
+          return Effect.succeed(counted)
+        }
+        return Effect.succeed(write(counted, answered, undefined, request.now))
       }),
 
     acquire: (request) =>

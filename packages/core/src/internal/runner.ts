@@ -21,6 +21,7 @@ import * as Pricing from "../Pricing.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import {
   type CompensationContext,
+  DuplicateStepName,
   type Finding,
   type Step,
   type StepContext,
@@ -32,6 +33,7 @@ import { LeaseLost, type SeqConflict, type StoreError } from "../StoreError.js"
 import type { Usage } from "../Usage.js"
 import { BudgetTracker, noReservation } from "./budget.js"
 import { hashJson, toJson } from "./hash.js"
+import * as JournalSafe from "./journalSafe.js"
 
 /**
  * `execute`: run or resume. `replay`: serve from the log, append nothing, run no body. `rollback`: serve
@@ -43,9 +45,13 @@ export type Mode = "execute" | "replay" | "rollback"
 export interface ReplayEntry {
   readonly stepId: string
   readonly name: string
-  /** `served`: from the log; `diverged`: the log has this step with another input; `not-in-journal`:
-   * the code calls a step the log does not have (the original run stopped before it, or the code changed). */
-  readonly outcome: "served" | "diverged" | "not-in-journal"
+  /** `served`: from the log; `reordered`: served from the completion of another occurrence of the same
+   * step with the same input (concurrent calls that started in another order; `servedFrom` names it);
+   * `diverged`: the log has this step with another input; `not-in-journal`: the code calls a step the log
+   * does not have (the original run stopped before it, or the code changed). */
+  readonly outcome: "served" | "reordered" | "diverged" | "not-in-journal"
+  /** For `reordered`: the journal entry that served this call. */
+  readonly servedFrom?: string
   readonly inputHash: string
   readonly expectedInputHash?: string
   readonly message?: string
@@ -94,12 +100,16 @@ export interface Attention {
 }
 
 type Match =
-  | { readonly _tag: "Served"; readonly entry: Journal.StepEntry }
+  | { readonly _tag: "Served"; readonly entry: Journal.StepEntry; readonly reordered: boolean }
   | { readonly _tag: "Diverged"; readonly entry: Journal.StepEntry }
   | { readonly _tag: "Execute"; readonly prior: Journal.StepEntry | undefined }
 
 export class StepRunner {
   private readonly occurrences = new Map<string, number>()
+  /** The step value that owns each name in this run: another value with the same name is refused. */
+  private readonly owners = new Map<string, object>()
+  /** The fiber the pipeline's own code runs in: calls from other fibers are in a concurrent section. */
+  private root = -1
   /** Journal entries a call of this execution has taken (served or executed). */
   private readonly claimed = new Set<string>()
   private servedPending: Array<string> = []
@@ -134,10 +144,21 @@ export class StepRunner {
       : new BudgetTracker(config.runId, config.budget, config.pricing ?? Pricing.defaultTable, config.state)
   }
 
+  /** Run the pipeline's code: its fiber is the one whose step calls are sequential. */
+  enter<A, E, R>(program: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.withFiberRuntime((fiber) => {
+      this.root = fiber.id().id
+      return program
+    })
+  }
+
   /** A step call inside the pipeline: serve it from the journal or execute it. */
   call<I, O, E, R>(step: Step<I, O, E, R>, input: I, key: string | undefined): Effect.Effect<O, StepError, R> {
-    return Effect.suspend(() => {
+    return Effect.withFiberRuntime((fiber) => {
       if (this.abort !== undefined) return Effect.interrupt
+      const owner = this.owners.get(step.name)
+      if (owner === undefined) this.owners.set(step.name, step)
+      else if (owner !== step) return Effect.fail(this.duplicate(step.name, key))
       let stepId: string
       if (key === undefined) {
         // The occurrence is taken when the call starts, in program order, never when a step completes.
@@ -159,10 +180,13 @@ export class StepRunner {
         ))
       }
       const inputHash = hashJson(toJson(encoded.right))
-      const match = this.match(stepId, step.name, inputHash)
+      // Only an occurrence-numbered call made off the pipeline's own fiber (inside `Effect.all`, a fork) may
+      // be served another occurrence's completion: there, the order of calls may really differ between runs.
+      const concurrent = key === undefined && fiber.id().id !== this.root
+      const match = this.match(stepId, step.name, inputHash, concurrent)
       switch (match._tag) {
         case "Served":
-          return this.serve(step, match.entry, input, inputHash)
+          return this.serve(step, match.entry, input, inputHash, match.reordered ? stepId : undefined)
         case "Diverged":
           return this.diverged(step, stepId, match.entry, input, inputHash)
         case "Execute":
@@ -207,14 +231,15 @@ export class StepRunner {
     })
   }
 
-  private match(stepId: string, name: string, inputHash: string): Match {
+  private match(stepId: string, name: string, inputHash: string, concurrent: boolean): Match {
     const entry = this.config.state.steps.get(stepId)
     const free = entry !== undefined && Journal.isCompleted(entry) && !this.claimed.has(stepId)
-    if (free && entry.inputHash === inputHash) return { _tag: "Served", entry }
+    if (free && entry.inputHash === inputHash) return { _tag: "Served", entry, reordered: false }
     // The same step with the same input completed under another occurrence: concurrent calls started in
-    // another order. Serve it rather than pay again.
-    const moved = this.unclaimedCompletion(name, inputHash)
-    if (moved !== undefined) return { _tag: "Served", entry: moved }
+    // another order. Serve it rather than pay again, reported as reordered. Never for an explicit key (it
+    // names one entry exactly) nor for sequential code (there, another order is a change of the code).
+    const moved = concurrent ? this.unclaimedCompletion(name, inputHash) : undefined
+    if (moved !== undefined) return { _tag: "Served", entry: moved, reordered: true }
     if (entry !== undefined && Journal.isCompleted(entry)) return { _tag: "Diverged", entry }
     return { _tag: "Execute", prior: entry }
   }
@@ -223,7 +248,8 @@ export class StepRunner {
     if (this.byNameHash === undefined) {
       this.byNameHash = new Map()
       for (const e of this.config.state.steps.values()) {
-        if (!Journal.isCompleted(e)) continue
+        // Keyed entries (`name[key]`) are matched by their key only.
+        if (!Journal.isCompleted(e) || e.stepId.endsWith("]")) continue
         const k = `${e.name}\u0000${e.inputHash}`
         const list = this.byNameHash.get(k)
         if (list === undefined) this.byNameHash.set(k, [e])
@@ -237,7 +263,8 @@ export class StepRunner {
     step: Step<I, O, E, R>,
     entry: Journal.StepEntry,
     input: I,
-    inputHash: string
+    inputHash: string,
+    reorderedAs: string | undefined
   ): Effect.Effect<O, StepError, R> {
     const output = entry.completed === undefined
       ? Either.right(undefined)
@@ -260,7 +287,20 @@ export class StepRunner {
     this.claimed.add(entry.stepId)
     this.served.push(entry.stepId)
     if (this.config.mode === "execute") this.servedPending.push(entry.stepId)
-    else this.replayLog.push({ stepId: entry.stepId, name: step.name, outcome: "served", inputHash })
+    else {
+      this.replayLog.push(
+        reorderedAs === undefined
+          ? { stepId: entry.stepId, name: step.name, outcome: "served", inputHash }
+          : {
+            stepId: reorderedAs,
+            name: step.name,
+            outcome: "reordered",
+            servedFrom: entry.stepId,
+            inputHash,
+            message: `served from ${entry.stepId}: concurrent calls of ${step.name} started in another order`
+          }
+      )
+    }
     // A replay has no side effects, so nothing to undo; a resume or a rollback rebuilds the run's scope.
     if (this.config.mode === "replay") return Effect.succeed(decoded.right)
     return this.completed(step, entry.stepId, input, decoded.right)
@@ -368,6 +408,17 @@ export class StepRunner {
     ))
   }
 
+  private duplicate(name: string, key: string | undefined): DuplicateStepName {
+    const stepId = key === undefined ? `${name}#${this.occurrences.get(name) ?? 0}` : `${name}[${key}]`
+    return new DuplicateStepName({
+      runId: this.config.runId,
+      name,
+      stepId,
+      message:
+        `two different steps are named "${name}" in run ${this.config.runId}: their journal entries would be mistaken for each other; give each Step.make its own name (calling one step value twice is fine)`
+    })
+  }
+
   private divergence(stepId: string, expected: string, actual: string, message: string): StepDiverged {
     return new StepDiverged({
       runId: this.config.runId,
@@ -451,7 +502,8 @@ export class StepRunner {
         let failure: Failure.Failure
         if (Exit.isSuccess(exit)) {
           const encoded = step.codec.encodeOutput(exit.value)
-          if (Either.isRight(encoded)) {
+          const lost = Either.isRight(encoded) ? JournalSafe.check(encoded.right, step.codec.decodeOutput) : undefined
+          if (Either.isRight(encoded) && lost === undefined) {
             const at = this.config.clock.unsafeCurrentTimeMillis()
             yield* this.append([
               Event.make(Event.StepCompleted, {
@@ -470,12 +522,14 @@ export class StepRunner {
             this.claimed.add(stepId)
             return yield* this.completed(step, stepId, input, exit.value)
           }
-          failure = Failure.deterministic(
-            `step ${stepId} returned an output that does not match its Schema: ${
-              ParseResult.TreeFormatter.formatErrorSync(encoded.left)
-            }`,
-            { rule: "schema" }
-          )
+          failure = Either.isLeft(encoded)
+            ? Failure.deterministic(
+              `step ${stepId} returned an output that does not match its Schema: ${
+                ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+              }`,
+              { rule: "schema" }
+            )
+            : journalLoss(`step ${stepId}`, lost ?? "")
         } else if (Cause.isInterruptedOnly(exit.cause)) {
           return yield* Effect.interrupt
         } else {
@@ -565,6 +619,8 @@ export class StepRunner {
       }
       if (Option.isNone(found.value)) return Option.none()
       const encoded = step.codec.encodeOutput(found.value.value)
+      const lost = Either.isRight(encoded) ? JournalSafe.check(encoded.right, step.codec.decodeOutput) : undefined
+      if (lost !== undefined) return yield* Effect.fail(journalLoss(`the reconcile of step ${stepId}`, lost))
       if (Either.isLeft(encoded)) {
         return yield* Effect.fail(Failure.deterministic(
           `the reconcile of step ${stepId} returned a value that does not match the step's output Schema: ${
@@ -614,6 +670,16 @@ export class StepRunner {
   }
 }
 
+
+/**
+ * An output that would not come back from the journal as it went in: failing now, on the first run, is
+ * what keeps a resume from serving a changed value or calling it a divergence later.
+ */
+export const journalLoss = (what: string, why: string): Failure.Deterministic =>
+  Failure.deterministic(
+    `${what} returned an output the journal cannot keep (${why}); its Schema must encode it to plain JSON (e.g. Schema.Date for a Date, Schema.BigInt for a bigint, Schema.ReadonlyMap for a Map, a finite number or Schema.NonNaN)`,
+    { rule: "journal" }
+  )
 
 /** An attempt's findings as events, appended with the attempt's outcome (no extra append). */
 const findingEvents = (

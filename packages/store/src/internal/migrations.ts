@@ -134,6 +134,15 @@ export const migrations: Readonly<Record<string, Migration>> = {
        AND data NOT LIKE '%\\ud%'
      ELSE 0 END`,
     setSchemaVersion(3)
+  ),
+  // Every start by key is a delivery, counted on the run: "21 deliveries, 1 execution". The claim that
+  // creates a run is its first (the column's default), so existing runs are back-filled as delivered once,
+  // at their creation. A redelivery then costs one small update of the run's row.
+  "0004_runs_deliveries": statements(
+    `ALTER TABLE runs ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 1`,
+    `ALTER TABLE runs ADD COLUMN last_delivered_at INTEGER`,
+    `UPDATE runs SET last_delivered_at = created_at`,
+    setSchemaVersion(4)
   )
 }
 

@@ -34,6 +34,9 @@ export const migrations: Readonly<Record<string, ReadonlyArray<string>>> = {
       failure_reason TEXT,
       parent_run_id TEXT,
       correlation_id TEXT,
+      -- Every start by key is a delivery, counted on the run: "21 deliveries, 1 execution".
+      deliveries INTEGER NOT NULL DEFAULT 1,
+      last_delivered_at BIGINT NOT NULL,
       UNIQUE (pipeline, key)
     )`,
     // Listings are newest-created first, by status or pipeline or since an update time.

@@ -114,12 +114,29 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
 
   const claimText = `WITH created AS (
       INSERT INTO ${schema}.runs (run_id, pipeline, version, key, status, created_at, updated_at, last_seq, owner,
-        lease_token, lease_expires_at, parent_run_id, correlation_id)
-      VALUES ($1, $2, $3, $4, 'running', $5, $5, $6, $7, 1, $8, $9, $10)
+        lease_token, lease_expires_at, parent_run_id, correlation_id, deliveries, last_delivered_at)
+      VALUES ($1, $2, $3, $4, 'running', $5, $5, $6, $7, 1, $8, $9, $10, 1, $5)
       ON CONFLICT (pipeline, key) DO NOTHING
       RETURNING run_id
     ), inserted AS (${insertEvents(schema, "created", "created.run_id", "0", 11)})
     SELECT count(*)::int AS created FROM created`
+
+  /** A redelivery: one more delivery counted on the run's row. */
+  const countDelivery = "deliveries = deliveries + 1, last_delivered_at = greatest(last_delivered_at, $2::bigint)"
+
+  const deliverByKey = `UPDATE ${schema}.runs SET ${countDelivery} WHERE pipeline = $1 AND key = $3 RETURNING ${runColumns}`
+
+  // An answered redelivery's events are appended after the run's last seq, unless an owner may be
+  // appending (the run is running or compensating): then the delivery is only counted.
+  const busy = "status IN ('running', 'compensating')"
+  const deliverText = `WITH counted AS (
+      UPDATE ${schema}.runs SET ${countDelivery}, last_seq = last_seq + CASE WHEN ${busy} THEN 0 ELSE $3::int END
+      WHERE run_id = $1
+      RETURNING ${runColumns}, last_seq - CASE WHEN ${busy} THEN 0 ELSE $3::int END AS base
+    ), inserted AS (${
+    insertEvents(schema, `(SELECT * FROM counted WHERE NOT (${busy})) AS counted`, "counted.run_id", "counted.base", 4)
+  })
+    SELECT * FROM counted`
 
   const appendText = `WITH target AS (
       UPDATE ${schema}.runs SET last_seq = last_seq + $3,
@@ -176,7 +193,8 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
             ...eventParams(request.events)
           ])
           if (rows[0]?.created !== 1) {
-            const existing = await client.query(`${selectRun} WHERE pipeline = $1 AND key = $2`, [request.pipeline, request.key])
+            // The key has its run: this start is one more delivery of it, counted in the same transaction.
+            const existing = await client.query(deliverByKey, [request.pipeline, request.now, request.key])
             return Exit.succeed({ _tag: "Existing", run: decodeRun(existing.rows[0]) })
           }
           return Exit.succeed({
@@ -197,12 +215,29 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
               failureFingerprint: undefined,
               failureReason: undefined,
               parentRunId: request.parentRunId,
-              correlationId: request.correlationId
+              correlationId: request.correlationId,
+              deliveries: 1,
+              lastDeliveredAt: request.now
             }
           })
         },
         fail(`claim of ${request.pipeline} key ${request.key}`),
         // A claim can be rebuilt (claimed again): it becomes durable with the server's next flush.
+        { durable: false }
+      ),
+
+    deliver: (request) =>
+      writer.submit(
+        `run:${request.runId}`,
+        async (client): Promise<Exit.Exit<EventStore.RunRecord, StoreError.StoreError>> => {
+          const answered = request.answered ?? []
+          const { rows } = await client.query(deliverText, [request.runId, request.now, answered.length, ...eventParams(answered)])
+          return rows[0] === undefined
+            ? Exit.fail(new StoreError.StoreError({ operation: "deliver", message: `no run has the id ${request.runId}` }))
+            : Exit.succeed(decodeRun(rows[0]))
+        },
+        fail(`delivery of run ${request.runId}`),
+        // A count and a ledger record: lost with the server only if nothing durable follows it; never state.
         { durable: false }
       ),
 

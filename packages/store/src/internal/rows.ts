@@ -26,7 +26,9 @@ export const RunRow = Schema.Struct({
   failure_fingerprint: optional,
   failure_reason: optional,
   parent_run_id: optional,
-  correlation_id: optional
+  correlation_id: optional,
+  deliveries: Schema.Number,
+  last_delivered_at: Schema.Number
 })
 
 const decodeRunRow = Schema.decodeUnknownEither(RunRow)
@@ -58,7 +60,9 @@ export const toRunRecord = (row: typeof RunRow.Type): EventStore.RunRecord => ({
   failureFingerprint: row.failure_fingerprint ?? undefined,
   failureReason: row.failure_reason ?? undefined,
   parentRunId: row.parent_run_id ?? undefined,
-  correlationId: row.correlation_id ?? undefined
+  correlationId: row.correlation_id ?? undefined,
+  deliveries: row.deliveries,
+  lastDeliveredAt: row.last_delivered_at
 })
 
 /** A damaged row (a status this code does not know, a missing column) is an error naming what is wrong. */
@@ -78,7 +82,8 @@ const isRunRow = (row: unknown): row is typeof RunRow.Type =>
   isNumber(row["last_seq"]) && isText(row["owner"]) && isNumber(row["lease_token"]) &&
   isNumber(row["lease_expires_at"]) && isOptionalText(row["failure_class"]) &&
   isOptionalText(row["failure_fingerprint"]) && isOptionalText(row["failure_reason"]) &&
-  isOptionalText(row["parent_run_id"]) && isOptionalText(row["correlation_id"])
+  isOptionalText(row["parent_run_id"]) && isOptionalText(row["correlation_id"]) && isNumber(row["deliveries"]) &&
+  isNumber(row["last_delivered_at"])
 
 /** Decode a `runs` row: a well-formed row directly, anything else through the Schema, which words the error. */
 export const decodeRun = (row: unknown): EventStore.RunRecord =>

@@ -73,10 +73,18 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
     correlationId: string | null
   }>(
     `INSERT INTO runs (run_id, pipeline, version, key, status, created_at, updated_at, owner, lease_token,
-       lease_expires_at, parent_run_id, correlation_id)
+       lease_expires_at, parent_run_id, correlation_id, deliveries, last_delivered_at)
      VALUES (@runId, @pipeline, @version, @key, 'running', @now, @now, @owner, 1, @leaseExpiresAt,
-       @parentRunId, @correlationId)
+       @parentRunId, @correlationId, 1, @now)
      ON CONFLICT (pipeline, key) DO NOTHING`
+  )
+  // A redelivery: one small update of the run's row (no event, unless the start is answered: see deliver).
+  const countDelivery = `deliveries = deliveries + 1, last_delivered_at = max(last_delivered_at, @now)`
+  const deliverByKey = db.prepare<{ pipeline: string; key: string; now: number }>(
+    `UPDATE runs SET ${countDelivery} WHERE pipeline = @pipeline AND key = @key RETURNING ${runColumns}`
+  )
+  const deliverById = db.prepare<{ runId: string; now: number }>(
+    `UPDATE runs SET ${countDelivery} WHERE run_id = @runId RETURNING ${runColumns}`
   )
   // An append reads the run's token and last seq (under the write lock, so they cannot change before its
   // commit) and writes only its events: a step's append touches one page of the events' b-tree. Only an
@@ -193,7 +201,8 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
             correlationId: request.correlationId ?? null
           })
           if (inserted.changes === 0) {
-            const existing = decodeRun(selectByKey.get(request.pipeline, request.key))
+            // The key has its run: this start is one more delivery of it, counted in the same transaction.
+            const existing = decodeRun(deliverByKey.get({ pipeline: request.pipeline, key: request.key, now: request.now }))
             return Exit.succeed({ _tag: "Existing", run: existing })
           }
           insertEvents(request.runId, 1, request.events)
@@ -215,13 +224,36 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
               failureFingerprint: undefined,
               failureReason: undefined,
               parentRunId: request.parentRunId,
-              correlationId: request.correlationId
+              correlationId: request.correlationId,
+              deliveries: 1,
+              lastDeliveredAt: request.now
             }
           })
         },
         fail(`claim of ${request.pipeline} key ${request.key}`),
         // A claim can be rebuilt (claimed again): it becomes durable with the run's first synced append.
         { durable: false, alone: request.alone }
+      ),
+
+    deliver: (request) =>
+      writer.submit(
+        (): Exit.Exit<EventStore.RunRecord, StoreError.StoreError> => {
+          const row = deliverById.get({ runId: request.runId, now: request.now })
+          if (row === undefined) {
+            return Exit.fail(
+              new StoreError.StoreError({ operation: "deliver", message: `no run has the id ${request.runId}` })
+            )
+          }
+          const run = decodeRun(row)
+          const answered = request.answered ?? []
+          // An owner may be appending to a running or compensating run: its log is left to it.
+          if (answered.length === 0 || run.status === "running" || run.status === "compensating") return Exit.succeed(run)
+          insertEvents(run.runId, run.lastSeq + 1, answered)
+          return Exit.succeed({ ...run, lastSeq: run.lastSeq + answered.length })
+        },
+        fail(`delivery of run ${request.runId}`),
+        // A count and a ledger record: lost with the machine only if nothing durable follows it; never state.
+        { durable: false }
       ),
 
     acquire: (request) =>
