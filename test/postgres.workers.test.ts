@@ -10,8 +10,8 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { postgres, storeOf } from "./fixtures/ledgers.js"
-import { createAppDb, sideEffects } from "./fixtures/seed.js"
-import { runWorker, startWorker } from "./fixtures/spawn.js"
+import { sideEffects } from "./fixtures/seed.js"
+import { killedAtInsertRow, runWorker, startWorker } from "./fixtures/spawn.js"
 
 const tempDir = () => mkdtempSync(join(tmpdir(), "ledgerflow-pgworkers-"))
 
@@ -48,20 +48,8 @@ describe("worker processes on one Postgres ledger", () => {
   }, 300_000)
 
   it("a worker SIGKILLed after steps 1–3 is finished by another worker's recover, steps 1–3 served from the log", async () => {
-    const dir = tempDir()
     const db = await postgres.create()
-    const orders = {
-      mode: "seed",
-      db,
-      appDb: join(dir, "app.db"),
-      sideEffects: join(dir, "effects.log"),
-      leaseMs: 1_000,
-      key: "report-acme"
-    }
-    createAppDb(orders.appDb, { withRegion: true })
-    const killed = await runWorker({ ...orders, killAt: "insert-row" })
-    expect(killed.signal).toBe("SIGKILL")
-    expect(sideEffects(orders.sideEffects)).toEqual(["fetch", "summarize", "write-file"])
+    const orders = await killedAtInsertRow(db, tempDir())
     // The dead worker's lease (1 s) is over before the other worker has booted.
     const recovered = await runWorker({ ...orders, mode: "recover" })
     expect(recovered.stderr).toBe("")

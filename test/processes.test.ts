@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createAppDb, sideEffects } from "./fixtures/seed.js"
-import { runWorker } from "./fixtures/spawn.js"
+import { sideEffects } from "./fixtures/seed.js"
+import { killedAtInsertRow, runWorker } from "./fixtures/spawn.js"
 
 const tempDir = () => mkdtempSync(join(tmpdir(), "ledgerflow-proc-"))
 
@@ -36,18 +36,7 @@ describe("across OS processes, on one SQLite file", () => {
 
   it("a process killed after steps 1–3 is resumed by a new process with steps 1–3 served from the log", async () => {
     const dir = tempDir()
-    const orders = {
-      mode: "seed",
-      db: join(dir, "ledger.db"),
-      appDb: join(dir, "app.db"),
-      sideEffects: join(dir, "effects.log"),
-      leaseMs: 1_000,
-      key: "report-acme"
-    }
-    createAppDb(orders.appDb, { withRegion: true })
-    const killed = await runWorker({ ...orders, killAt: "insert-row" })
-    expect(killed.signal).toBe("SIGKILL")
-    expect(sideEffects(orders.sideEffects)).toEqual(["fetch", "summarize", "write-file"])
+    const orders = await killedAtInsertRow(join(dir, "ledger.db"), dir)
     // A new process starts the same key: it waits out the dead worker's lease, takes the run over, and
     // serves the three completed steps from the log.
     const resumed = await runWorker(orders)

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs"
 import * as net from "node:net"
 import { join } from "node:path"
 import { freshDatabase } from "../../../test/support/postgres.js"
-import { ledgerflow, mask, ndjson, type Result, tempDir } from "./fixtures/cli.js"
+import { ledgerflow, mask, ndjson, oneLine, tempDir } from "./fixtures/cli.js"
 import { allIds, names, type Prepared, prepare } from "./fixtures/prepare.js"
 
 let url: string
@@ -26,16 +26,6 @@ beforeAll(async () => {
 
 const run = (...args: Array<string>) => ledgerflow(["--db", url, ...args], { env: { LEDGERFLOW_FIXTURE_EFFECTS: effects } })
 const bodies = () => existsSync(effects) ? readFileSync(effects, "utf8").split("\n").filter((l) => l !== "") : []
-
-/** Exit 2 and exactly one line on stderr, no stack trace. */
-const oneLine = (result: Result) => {
-  expect(result.code, result.stderr).toBe(2)
-  expect(result.stdout).toBe("")
-  const lines = result.stderr.split("\n").filter((l) => l.trim() !== "")
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(result.stderr).not.toMatch(/^\s+at /m)
-  return lines[0]!
-}
 
 describe("the read commands on Postgres", () => {
   it("runs, show and failures print the same tables as on SQLite", async () => {

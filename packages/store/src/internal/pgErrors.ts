@@ -4,6 +4,7 @@
  * read its SQLSTATE or network code.
  */
 import { StoreError } from "@ledgerflow/core"
+import { driverError } from "./errors.js"
 
 /** The URL as it may be shown: no password (nor any other secret of the query string). */
 export const redactUrl = (url: string): string => {
@@ -19,12 +20,6 @@ export const redactUrl = (url: string): string => {
     return `${url.split(":")[0] ?? "postgres"}://…`
   }
 }
-
-/** The driver's error: `@effect/sql` wraps it in a `SqlError` whose `cause` it is. */
-const driverError = (cause: unknown): unknown =>
-  typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "SqlError" && "cause" in cause
-    ? cause.cause
-    : cause
 
 const field = (error: unknown, name: string): string => {
   if (typeof error !== "object" || error === null || !(name in error)) return ""

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type pg from "pg"
+import { acquireRefused, createdRun } from "./outcomes.js"
 import { storeError } from "./pgErrors.js"
 import type { Writer } from "./pgWriter.js"
 import { DamagedRow, decodeRun, type EventRow, RunRow, toFoldRow, toStoredEvent } from "./rows.js"
@@ -197,29 +198,7 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
             const existing = await client.query(deliverByKey, [request.pipeline, request.now, request.key])
             return Exit.succeed({ _tag: "Existing", run: decodeRun(existing.rows[0]) })
           }
-          return Exit.succeed({
-            _tag: "Created",
-            run: {
-              runId: request.runId,
-              pipeline: request.pipeline,
-              version: request.version,
-              key: request.key,
-              status: "running",
-              createdAt: request.now,
-              updatedAt: request.now,
-              lastSeq: request.events.length,
-              owner: request.owner,
-              leaseToken: 1,
-              leaseExpiresAt: request.leaseExpiresAt,
-              failureClass: undefined,
-              failureFingerprint: undefined,
-              failureReason: undefined,
-              parentRunId: request.parentRunId,
-              correlationId: request.correlationId,
-              deliveries: 1,
-              lastDeliveredAt: request.now
-            }
-          })
+          return Exit.succeed({ _tag: "Created", run: createdRun(request) })
         },
         fail(`claim of ${request.pipeline} key ${request.key}`),
         // A claim can be rebuilt (claimed again): it becomes durable with the server's next flush.
@@ -237,14 +216,13 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
             : Exit.succeed(decodeRun(rows[0]))
         },
         fail(`delivery of run ${request.runId}`),
-        // A count and a ledger record: lost with the server only if nothing durable follows it; never state.
+        // Rebuildable (a count and a note in the ledger): durable with the next durable commit.
         { durable: false }
       ),
 
     acquire: (request) =>
       Effect.suspend(() => {
-        // A successful compare-and-set always yields expectedToken + 1.
-        const events = request.events(request.expectedToken + 1)
+        const events = request.events(request.expectedToken + 1) // the token a successful takeover sets
         return writer.submit(
           `run:${request.runId}`,
           async (client): Promise<Exit.Exit<EventStore.RunRecord, StoreError.LeaseLost>> => {
@@ -262,15 +240,7 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
             if (rows[0] === undefined) {
               const run = await currentRun(client, request.runId)
               return Exit.fail(
-                new StoreError.LeaseLost({
-                  runId: request.runId,
-                  token: request.expectedToken,
-                  message: run === undefined || run.leaseToken !== request.expectedToken
-                    ? `run ${request.runId} was taken by another worker (token ${run?.leaseToken ?? "none"})`
-                    : run.status === "running" && run.leaseExpiresAt > request.now
-                    ? `run ${request.runId} is still leased by ${run.owner} until ${new Date(run.leaseExpiresAt).toISOString()}`
-                    : `run ${request.runId} is being taken over by another worker`
-                })
+                acquireRefused(request, run)
               )
             }
             const run = decodeRun(rows[0])
