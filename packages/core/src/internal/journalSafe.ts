@@ -55,14 +55,7 @@ const walk = (value: unknown, path: Array<string | number>): Problem | typeof LO
   let lossy = false
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i]
-      if (item === undefined) {
-        lossy = true
-        continue
-      }
-      path.push(i)
-      const found = walk(item, path)
-      path.pop()
+      const found = visit(value[i], i, path)
       if (found === LOSSY) lossy = true
       else if (found !== undefined) return found
     }
@@ -76,18 +69,20 @@ const walk = (value: unknown, path: Array<string | number>): Problem | typeof LO
   }
   for (const key in value) {
     if (!Object.prototype.hasOwnProperty.call(value, key)) continue
-    const item: unknown = Reflect.get(value, key)
-    if (item === undefined) {
-      lossy = true
-      continue
-    }
-    path.push(key)
-    const found = walk(item, path)
-    path.pop()
+    const found = visit(Reflect.get(value, key), key, path)
     if (found === LOSSY) lossy = true
     else if (found !== undefined) return found
   }
   return lossy ? LOSSY : undefined
+}
+
+/** One element or property: JSON drops an `undefined` one (or writes it as null in an array). */
+const visit = (item: unknown, key: string | number, path: Array<string | number>): Problem | typeof LOSSY | undefined => {
+  if (item === undefined) return LOSSY
+  path.push(key)
+  const found = walk(item, path)
+  path.pop()
+  return found
 }
 
 /** The first part of `value` that JSON cannot carry as it is, or `undefined` when it is plain JSON. */
