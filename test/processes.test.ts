@@ -3,8 +3,8 @@ import Database from "better-sqlite3"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createAppDb, sideEffects } from "./fixtures/seed.js"
-import { runWorker } from "./fixtures/spawn.js"
+import { sideEffects } from "./fixtures/seed.js"
+import { killedAtInsertRow, runWorker } from "./fixtures/spawn.js"
 
 const tempDir = () => mkdtempSync(join(tmpdir(), "ledgerflow-proc-"))
 
@@ -37,18 +37,8 @@ describe("across OS processes, on one SQLite file", () => {
 
   it("a process killed after steps 1–3 is resumed by a new process with steps 1–3 served from the log", async () => {
     const dir = tempDir()
-    const orders = {
-      mode: "seed",
-      db: join(dir, "ledger.db"),
-      appDb: join(dir, "app.db"),
-      sideEffects: join(dir, "effects.log"),
-      // The default lease (30 s): the new process must not wait it out.
-      key: "report-acme"
-    }
-    createAppDb(orders.appDb, { withRegion: true })
-    const killed = await runWorker({ ...orders, killAt: "insert-row" })
-    expect(killed.signal).toBe("SIGKILL")
-    expect(sideEffects(orders.sideEffects)).toEqual(["fetch", "summarize", "write-file"])
+    // The default lease (30 s): the new process must not wait it out.
+    const orders = await killedAtInsertRow(join(dir, "ledger.db"), dir)
     // A new process starts the same key: the dead worker's process is gone from this host, so it takes the
     // run over at once (not after the 30 s lease) and serves the three completed steps from the log.
     const resumed = await runWorker(orders)

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { config, ledgerflow, type Result, tempDir } from "./fixtures/cli.js"
+import { config, ledgerflow, oneLine, tempDir } from "./fixtures/cli.js"
 import { type Prepared, prepare } from "./fixtures/prepare.js"
 
 let dir: string
@@ -19,17 +19,6 @@ beforeAll(async () => {
   prepared = await prepare({ db, effects: join(dir, "effects.log") })
 })
 
-/** Exit 2 and exactly one line on stderr, naming what is wrong; nothing on stdout; no stack trace. */
-const oneLine = (result: Result, says: string | RegExp) => {
-  expect(result.code, result.stderr).toBe(2)
-  expect(result.stdout).toBe("")
-  const lines = result.stderr.split("\n").filter((l) => l.trim() !== "")
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(lines[0]).toMatch(/^error: /)
-  if (typeof says === "string") expect(lines[0]).toContain(says)
-  else expect(lines[0]).toMatch(says)
-  expect(result.stderr).not.toMatch(/^\s+at /m)
-}
 
 describe("a missing store", () => {
   it("is an error naming where it looked, and is not created", async () => {

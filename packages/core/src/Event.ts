@@ -303,20 +303,23 @@ export const encode = (event: Event): NewEvent => {
   return { type: event._tag, v: FORMAT_VERSION, at: event.at, data, step: { stepId, name, inputHash, attempt, startedAt } }
 }
 
-/** A lone UTF-16 surrogate: JSON keeps it (escaped), a UTF-8 text column does not. */
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+/**
+ * What JSON keeps (escaped) and a store's text column does not: a lone UTF-16 surrogate (UTF-8 has none),
+ * or NUL (a Postgres text value cannot hold one).
+ */
+const notColumnText = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/
 
 /** An integer that JSON writes and reads back as itself (not -0, NaN, ±Infinity or beyond 2^53). */
 const isJsonInteger = (n: number): boolean => Number.isSafeInteger(n) && !Object.is(n, -0)
 
 /**
  * A completion whose step columns, as any store keeps them, equal what its body decodes to: the engine's
- * are (millisecond clocks, attempt counts), short of a step name with a lone surrogate. Any other is
+ * are (millisecond clocks, attempt counts), short of a step name with a lone surrogate or a NUL. Any other is
  * folded from its body.
  */
 const keepsInColumns = (event: StepCompleted): boolean =>
   isJsonInteger(event.at) && isJsonInteger(event.attempt) && isJsonInteger(event.startedAt) &&
-  !loneSurrogate.test(event.stepId) && !loneSurrogate.test(event.name) && !loneSurrogate.test(event.inputHash)
+  !notColumnText.test(event.stepId) && !notColumnText.test(event.name) && !notColumnText.test(event.inputHash)
 
 /**
  * The log's commonest event, decoded without the Schema interpreter when its shape is plainly right (a

@@ -14,7 +14,10 @@ export const defaultConfig = "ledgerflow.config.ts"
 export const options = {
   db: Options.text("db").pipe(
     Options.withPseudoName("PATH"),
-    Options.withDescription(`The ledgerflow store (SQLite file). Default: $LEDGERFLOW_DB, else ${defaultDb}.`),
+    Options.withDescription(
+      `The ledgerflow store: a SQLite file, or a Postgres server as postgres://user:password@host:port/database. ` +
+        `Default: $LEDGERFLOW_DB, else ${defaultDb}.`
+    ),
     Options.optional
   ),
   config: Options.text("config").pipe(

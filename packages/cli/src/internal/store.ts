@@ -1,9 +1,10 @@
 /**
- * Opening the store a command works on. Every command reads an existing store: a missing file is an
- * error that says where we looked, never a new empty store.
+ * Opening the store a command works on: a SQLite file, or a Postgres server when `--db` is a
+ * `postgres://` URL. Every command reads an existing store: a missing file is an error that says where we
+ * looked, never a new empty store. A URL is only ever shown without its password.
  */
 import { Engine, type EventStore } from "@ledgerflow/core"
-import { SqliteStore } from "@ledgerflow/store"
+import { PgStore, SqliteStore } from "@ledgerflow/store"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as fs from "node:fs"
@@ -21,6 +22,13 @@ const whereFrom = (globals: GlobalsService): string =>
 /** The engine over the store file of `--db`, which must exist. */
 export const layer = (globals: GlobalsService): Layer.Layer<Engine.Engine | EventStore.EventStore, CliError> =>
   Layer.unwrapEffect(Effect.suspend(() => {
+    const engine = Engine.layer({ owner: `ledgerflow-cli@${hostname()}/${process.pid}` })
+    if (PgStore.isUrl(globals.db)) {
+      // Unreachable server, refused login, newer schema: one line (the store's message names the URL
+      // without its password), nothing done yet.
+      const store = PgStore.layer({ url: globals.db, create: false }).pipe(Layer.mapError((error) => badInput(error.message, error)))
+      return Effect.succeed(engine.pipe(Layer.provideMerge(store)))
+    }
     if (!fs.existsSync(globals.db)) {
       return Effect.fail(badInput(
         `no ledgerflow store at ${globals.db} (${whereFrom(globals)}); run a pipeline first, or point --db at an existing store`
@@ -30,9 +38,7 @@ export const layer = (globals: GlobalsService): Layer.Layer<Engine.Engine | Even
       // Opening failed: not a store, a newer store, unreadable. Nothing has been done yet: bad input.
       Layer.mapError((error) => badInput(error.message, error))
     )
-    return Effect.succeed(
-      Engine.layer({ owner: `ledgerflow-cli@${hostname()}/${process.pid}` }).pipe(Layer.provideMerge(store))
-    )
+    return Effect.succeed(engine.pipe(Layer.provideMerge(store)))
   }))
 
 /**

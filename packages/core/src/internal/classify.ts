@@ -220,6 +220,36 @@ const postgres: Rule = ({ chain }) => {
   return undefined
 }
 
+/**
+ * 5c. What the `pg` client throws without a SQLSTATE when the connection, not the query, failed: the server
+ * went away mid-query ("Connection terminated unexpectedly"), a query on a client whose connection failed
+ * or was ended ("… not queryable"), a connect or query timeout of the client or its pool. The next attempt,
+ * on a new connection, may succeed.
+ */
+const POSTGRES_CLIENT = [
+  /^Connection terminated unexpectedly$/,
+  /^Connection terminated due to connection timeout$/,
+  /^Connection terminated$/,
+  /^Client has encountered a connection error and is not queryable$/,
+  /^Client was closed and is not queryable$/,
+  // The client's own connect timeout (pg 8.2x), and its pool's wait for a free connection.
+  /^timeout expired$/,
+  /^timeout exceeded when trying to connect$/,
+  /^Query read timeout$/
+]
+
+const postgresClient: Rule = ({ chain }) => {
+  const found = chain.find((e) => {
+    const text = message(e)
+    return POSTGRES_CLIENT.some((pattern) => pattern.test(text))
+  })
+  return found === undefined ? undefined : verdict(
+    "transient",
+    `the Postgres connection failed (${truncate(message(found))}): a new connection may succeed (rule: postgres-client)`,
+    "postgres-client"
+  )
+}
+
 // ENOTFOUND is left out on purpose: a host that does not resolve is a configuration error; only EAI_AGAIN
 // (a temporary resolver failure) heals.
 const NETWORK_CODES: ReadonlySet<string> = new Set([
@@ -288,6 +318,7 @@ const rules: ReadonlyArray<Rule> = [
   httpStatusRule,
   sqlite,
   postgres,
+  postgresClient,
   networkCode,
   timeout,
   schema

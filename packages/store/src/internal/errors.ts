@@ -5,7 +5,7 @@
 import { StoreError } from "@ledgerflow/core"
 
 /** The driver's error: `@effect/sql` wraps it in a `SqlError` whose `cause` it is. */
-const driverError = (cause: unknown): unknown =>
+export const driverError = (cause: unknown): unknown =>
   typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "SqlError" && "cause" in cause
     ? cause.cause
     : cause

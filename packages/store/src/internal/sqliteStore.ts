@@ -10,6 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { storeError } from "./errors.js"
+import { acquireRefused, createdRun } from "./outcomes.js"
 import {
   decodeRun,
   eventColumns,
@@ -206,29 +207,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
             return Exit.succeed({ _tag: "Existing", run: existing })
           }
           insertEvents(request.runId, 1, request.events)
-          return Exit.succeed({
-            _tag: "Created",
-            run: {
-              runId: request.runId,
-              pipeline: request.pipeline,
-              version: request.version,
-              key: request.key,
-              status: "running",
-              createdAt: request.now,
-              updatedAt: request.now,
-              lastSeq: request.events.length,
-              owner: request.owner,
-              leaseToken: 1,
-              leaseExpiresAt: request.leaseExpiresAt,
-              failureClass: undefined,
-              failureFingerprint: undefined,
-              failureReason: undefined,
-              parentRunId: request.parentRunId,
-              correlationId: request.correlationId,
-              deliveries: 1,
-              lastDeliveredAt: request.now
-            }
-          })
+          return Exit.succeed({ _tag: "Created", run: createdRun(request) })
         },
         fail(`claim of ${request.pipeline} key ${request.key}`),
         // A claim can be rebuilt (claimed again): it becomes durable with the run's first synced append.
@@ -274,15 +253,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
             if (row === undefined) {
               const run = currentRun(request.runId)
               return Exit.fail(
-                new StoreError.LeaseLost({
-                  runId: request.runId,
-                  token: request.expectedToken,
-                  message: run === undefined || run.leaseToken !== request.expectedToken
-                    ? `run ${request.runId} was taken by another worker (token ${run?.leaseToken ?? "none"})`
-                    : `run ${request.runId} is still leased by ${run.owner} until ${
-                      new Date(run.leaseExpiresAt).toISOString()
-                    }`
-                })
+                acquireRefused(request, run)
               )
             }
             // RETURNING saw the log before this acquire's own events.
