@@ -1,17 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Engine, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema } from "effect"
+import { withTime } from "./fixtures/clock.js"
 
 const EngineMemory = Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory))
 
 const quick = RetryPolicy.exponential({ base: "10 millis", maxDelay: "100 millis", maxAttempts: 3, maxElapsed: "1 minute", jitter: 0 })
-
-const withTime = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(effect)
-    yield* TestClock.adjust("10 minutes")
-    return yield* Fiber.join(fiber)
-  })
 
 /** The world the pipeline changes: files, rows, paid summaries, e-mails. */
 const makeWorld = () => ({

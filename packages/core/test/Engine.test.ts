@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Engine, Event, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
-import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, TestClock } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Schema, TestClock } from "effect"
+import { withTime } from "./fixtures/clock.js"
 
 const fast = RetryPolicy.exponential({
   base: "100 millis",
@@ -86,13 +87,6 @@ const unavailable = () => Failure.transient("HTTP 503 from the webhook", { rule:
 
 const EngineMemory = Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory))
 
-/** Run an effect that sleeps on retry backoff, letting the test clock run forward. */
-const withTime = <A, E, R>(effect: Effect.Effect<A, E, R>, advance: Duration.DurationInput = "10 minutes") =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(effect)
-    yield* TestClock.adjust(advance)
-    return yield* Fiber.join(fiber)
-  })
 
 describe("Engine", () => {
   it.effect("the seed: a webhook that fails transiently twice is retried and the summary is paid once", () =>

@@ -3,18 +3,16 @@
  * driven under TestClock) keep the same promises, and agree with each other.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as fc from "effect/FastCheck"
-import * as Fiber from "effect/Fiber"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
-import * as TestClock from "effect/TestClock"
 import * as Failure from "../src/Failure.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
+import { driveToEnd } from "./fixtures/clock.js"
 
 /** Float slack for delays computed through fractional millis (jitter) and the clock's arithmetic. */
 const EPS = 1e-6
@@ -280,31 +278,15 @@ const decidedAsScheduled = (
   return simulate(p, fs, rs, fromFirstFailure).starts.map((start, i) => (i === 0 ? start : start + first))
 }
 
-/**
- * Move the TestClock from one of the fiber's sleeps to the next, only while the fiber is suspended, until it
- * ends. (One \`TestClock.adjust("1 day")\` gives each woken fiber a single timer turn to register its next
- * sleep: on a loaded machine a sleep registered later started from the wrong time, and a run failed.)
- */
-const driveToEnd = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
-  Effect.gen(function*() {
-    while (true) {
-      const status = yield* Fiber.status(fiber)
-      if (status._tag === "Done") return yield* Fiber.await(fiber)
-      const sleeps = yield* TestClock.sleeps()
-      if (status._tag === "Suspended" && Chunk.isNonEmpty(sleeps)) {
-        yield* TestClock.setTime(Math.min(...sleeps))
-      } else {
-        yield* Effect.yieldNow()
-      }
-    }
-  })
-
-// Each TestClock.setTime waits for the fibers to settle on every sleep, so these runs cost ~30ms each. A
-// failing run is shrunk through hundreds more: the time limit stops the shrinking in time to report the
-// counterexample found so far, where vitest's timeout would report only "timed out".
-// markInterruptAsFailure: a machine too slow to finish the runs fails the property instead of passing it on
-// fewer cases than it names.
-const scheduleRuns = { fastCheck: { numRuns: 50, interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true } }
+// Each TestClock.setTime waits for the fibers to settle on every sleep, so these runs cost ~30-150ms each
+// (more on a loaded machine). A failing run is shrunk through hundreds more: the time limit stops the
+// shrinking in time to report the counterexample found so far, where vitest's timeout would report only
+// "timed out"; markInterruptAsFailure makes a machine too slow to finish the runs fail the property instead
+// of passing it on fewer cases than it names.
+const scheduleRuns = {
+  timeout: 180_000,
+  fastCheck: { numRuns: 50, interruptAfterTimeLimit: 150_000, markInterruptAsFailure: true }
+}
 /** Attempts' own times, long enough against the arbitraries' maxElapsed (0..300 s) to decide some runs. */
 const scheduleAttemptMillis = fc.array(fc.integer({ min: 0, max: 60_000 }), { minLength: 1, maxLength: 12 })
 
