@@ -122,11 +122,17 @@ describe("ledgerflow runs", () => {
 })
 
 describe("ledgerflow show", () => {
-  it("tells a run's timeline: attempts, classifications and reasons, tokens, compensation, outcome", async () => {
-    const result = await run("show", prepared.report)
+  /** `show` of a run: it exits 0 and fits 80 columns; its masked output, and that flattened. */
+  const shown = async (runIdOrPrefix: string) => {
+    const result = await run("show", runIdOrPrefix)
     expect(result.code).toBe(0)
     fits80(result.stdout)
-    const text = flat(mask(result.stdout, named))
+    const masked = mask(result.stdout, named)
+    return { masked, text: flat(masked) }
+  }
+
+  it("tells a run's timeline: attempts, classifications and reasons, tokens, compensation, outcome", async () => {
+    const { masked, text } = await shown(prepared.report)
     expect(text).toContain("status rolled_back (deterministic)")
     // The steps in order, each with its mark; the failure with its class and rule; then the undo.
     inOrder(
@@ -146,14 +152,11 @@ describe("ledgerflow show", () => {
       "spent 9,000 in / 500 out tokens"
     )
     expect(text).not.toContain("retry in")
-    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("show-report"))
+    await expect(masked).toMatchFileSnapshot(golden("show-report"))
   })
 
   it("shows each transient failure with its retry delay, by a unique prefix of the run id", async () => {
-    const result = await run("show", uniquePrefix(prepared.flaky, allIds(prepared)))
-    expect(result.code).toBe(0)
-    fits80(result.stdout)
-    const text = flat(mask(result.stdout, named))
+    const { masked, text } = await shown(uniquePrefix(prepared.flaky, allIds(prepared)))
     expect(text).toContain("run run_flaky.")
     inOrder(
       text,
@@ -165,7 +168,7 @@ describe("ledgerflow show", () => {
       "call-model#0 completed 3 1,500 50"
     )
     expect(text.match(/✗/g)).toHaveLength(2)
-    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("show-flaky"))
+    await expect(masked).toMatchFileSnapshot(golden("show-flaky"))
   })
 
   it("--verbose adds the run's input and each step's input hash and output JSON", async () => {
