@@ -35,6 +35,30 @@ const crashThenRecover = (point: string, how: "resume" | "rollback") =>
 
 const noGaps = (seqs: ReadonlyArray<number>) => expect(seqs).toEqual(seqs.map((_, i) => i + 1))
 
+/**
+ * The step bodies each process ran when a worker is killed at `point` and this process resumes: the worker
+ * ran the steps before it (and the one it was in, for "during"); the resume runs exactly the steps the
+ * journal lacks — the one in flight again, except the e-mail, whose reconcile finds it sent — and nothing
+ * the journal holds.
+ */
+const expectedBodies = (point: string) => {
+  const [when, step] = point.split(":") as [string, string]
+  const at = step === "complete" ? steps.length : steps.indexOf(step as (typeof steps)[number])
+  const worker = steps.slice(0, when === "during" ? at + 1 : at)
+  const resumed = point === "during:send-email" ? [] : steps.slice(at)
+  return { worker, resumed }
+}
+
+/** Who ran which body, from bodies.log ("name pid" a line): this process, or the killed worker. */
+const bodiesRun = (dir: string) => {
+  const ran = lines(paths(dir).bodies).map((l) => l.split(" ") as [string, string])
+  const here = String(process.pid)
+  return {
+    worker: ran.filter(([, pid]) => pid !== here).map(([name]) => name),
+    resumed: ran.filter(([, pid]) => pid === here).map(([name]) => name)
+  }
+}
+
 describe("crash matrix: a worker SIGKILLed at every step boundary and mid-body", () => {
   for (const point of points) {
     it.effect(`killed ${point}, resumed: every effect exactly once, the summary paid once, the log gapless`, () =>
@@ -42,6 +66,7 @@ describe("crash matrix: a worker SIGKILLed at every step boundary and mid-body",
         const { dir, recovered, run, seqs, state } = yield* crashThenRecover(point, "resume")
         const p = paths(dir)
         expect(recovered.map((r) => [r.action, r.outcome, r.status])).toEqual([["resumed", "ok", "completed"]])
+        expect(bodiesRun(dir)).toEqual(expectedBodies(point))
         expect(run.status).toBe("completed")
         expect(state.status).toBe("completed")
         expect(lines(p.paid)).toEqual(["summary"])

@@ -38,20 +38,28 @@ for (const ledger of ledgers) {
       const a = startWorker(orders, { LEDGERFLOW_PAUSE: "1" })
       const aDone = finished(a)
       await reached(a, "paused-point")
-      a.kill("SIGSTOP") // inside write-file's body, with fetch and summarize journaled
-      const b = await finished(startWorker(orders))
+      // Inside write-file's body, with fetch and summarize journaled; A waits on its stdin, so it cannot go
+      // on before it is stopped.
+      a.kill("SIGSTOP")
+      const bChild = startWorker(orders)
+      bChild.stdin.end()
+      const b = await finished(bChild)
       expect(b.stderr).toBe("")
       expect(JSON.parse(b.stdout).out).toBe("40 clicks")
       a.kill("SIGCONT")
+      a.stdin.end("go\n")
       const aResult = await aDone
-      // A wakes up, finishes the body it was in, and is refused when it tries to journal it.
+      // A wakes up past its lease and is refused: by its keeper's renewal or when it journals its body.
       expect(aResult.code).toBe(1)
-      expect(aResult.stderr).toMatch(/LeaseLost|token 1 is stale|lease/)
+      const refusal = JSON.parse(aResult.stderr)
       const p = paths(dir)
       const bodies = lines(p.bodies).map((l) => l.split(" "))
-      const pidA = String(a.pid)
+      const ran = (pid: number | undefined) => bodies.filter(([, by]) => by === String(pid)).map(([name]) => name)
       // A ran fetch, summarize and the start of write-file; nothing after its pause.
-      expect(bodies.filter(([, pid]) => pid === pidA).map(([name]) => name)).toEqual(["fetch", "summarize", "write-file"])
+      expect(ran(a.pid)).toEqual(["fetch", "summarize", "write-file"])
+      // B served fetch and summarize from the log and ran the step A was in, then the rest, once.
+      expect(ran(bChild.pid)).toEqual(["write-file", "insert-row", "send-email"])
+      expect(bodies).toHaveLength(6)
       expect(lines(p.mailbox).length).toBe(1)
       expect(lines(p.paid)).toEqual(["summary"])
       const layer = Engine.layer().pipe(Layer.provideMerge(storeOf(db)))
@@ -59,6 +67,8 @@ for (const ledger of ledgers) {
         Effect.gen(function*() {
           const [run] = yield* Engine.runs()
           expect(run).toMatchObject({ status: "completed", leaseToken: 2 })
+          expect(refusal).toMatchObject({ _tag: "LeaseLost", runId: run!.runId, token: 1 })
+          expect(refusal.message).toMatch(/token 1 is stale/)
           const stored = yield* Effect.flatMap(EventStore.EventStore, (s) => s.readEvents(run!.runId))
           expect(stored.map((e) => e.seq)).toEqual(stored.map((_, i) => i + 1))
           const tokens = (yield* Engine.events(run!.runId)).flatMap((e) => (e._tag === "LeaseTaken" ? [e.token] : []))

@@ -49,8 +49,8 @@ describe("worker processes on one Postgres ledger", () => {
 
   it("a worker SIGKILLed after steps 1–3 is finished by another worker's recover, steps 1–3 served from the log", async () => {
     const db = await postgres.create()
-    const orders = await killedAtInsertRow(db, tempDir())
-    // The dead worker's lease (1 s) is over before the other worker has booted.
+    const { orders } = await killedAtInsertRow(db, tempDir())
+    // The dead worker's process is gone from this host: its run is taken at once, lease or not.
     const recovered = await runWorker({ ...orders, mode: "recover" })
     expect(recovered.stderr).toBe("")
     expect(JSON.parse(recovered.stdout).recovered).toEqual([

@@ -6,12 +6,12 @@
 import { Engine } from "@ledgerflow/core"
 import { SqliteStore } from "@ledgerflow/store"
 import { beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { config, fixtures, ledgerflow, mask, tempDir } from "./fixtures/cli.js"
-import { guarded } from "./fixtures/ledgerflow.config.js"
-import { names, type Prepared, prepare } from "./fixtures/prepare.js"
+import { Deliveries, guarded, report } from "./fixtures/ledgerflow.config.js"
+import { names, type Prepared, prepare, withEnv } from "./fixtures/prepare.js"
 
 let dir: string
 let db: string
@@ -161,18 +161,44 @@ describe("ledgerflow resume", () => {
 })
 
 describe("ledgerflow rollback", () => {
-  it("rolls back a failed run; --json gives the report", async () => {
-    const result = await run(["rollback", prepared.storm[1]!, "--json"])
+  /**
+   * A report run whose worker stopped inside deliver (interrupted, as Ctrl-C stops it): fetch, summarize and
+   * write-file are journaled, and write-file's compensation has not run. Its run id.
+   */
+  const stoppedInDeliver = (key: string) =>
+    Effect.gen(function*() {
+      const reached = yield* Deferred.make<void>()
+      const hanging = Layer.succeed(Deliveries, { deliver: () => Effect.zipRight(Deferred.succeed(reached, undefined), Effect.never) })
+      const fiber = yield* Effect.fork(Engine.run(report, key, { key }).pipe(Effect.provide(hanging)))
+      yield* Deferred.await(reached)
+      yield* Fiber.interrupt(fiber)
+      const [stopped] = yield* Engine.runs({ pipeline: "report", key })
+      return stopped!
+    }).pipe(
+      (effect) => withEnv({ LEDGERFLOW_FIXTURE_EFFECTS: effects }, effect),
+      Effect.provide(Engine.layer().pipe(Layer.provideMerge(SqliteStore.layer({ filename: db })))),
+      Effect.scoped,
+      Effect.runPromise
+    )
+
+  it("rolls back a run left mid-way: its completed steps' compensations run; --json gives the report", async () => {
+    const stopped = await stoppedInDeliver("initech")
+    expect(stopped.status).toBe("running")
+    const before = bodies()
+    expect(before.slice(-4)).toEqual(["fetch", "summarize", "write-file", "deliver"])
+    const result = await run(["rollback", stopped.runId, "--json"])
     expect(result.code).toBe(0)
     const report = JSON.parse(result.stdout)
-    expect(report.runId).toBe(prepared.storm[1])
+    expect(report.runId).toBe(stopped.runId)
     expect(report.status).toBe("rolled_back")
-    expect(report.compensated).toEqual([])
+    expect(report.compensated).toEqual(["write-file#0"])
     expect(report.pending).toEqual([])
-    const again = await run(["rollback", prepared.storm[1]!])
+    // The file was undone once, and nothing ran forward.
+    expect(bodies().slice(before.length)).toEqual(["undo write-file"])
+    const again = await run(["rollback", stopped.runId])
     expect(again.code).toBe(0)
     expect(again.stdout).toContain("already rolled back")
-  })
+  }, 120_000)
 
   it("refuses a completed run with exit 2", async () => {
     const result = await run(["rollback", prepared.flaky])

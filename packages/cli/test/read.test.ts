@@ -30,12 +30,45 @@ const fits80 = (text: string) => {
   for (const line of text.split("\n")) expect(line.length, line).toBeLessThanOrEqual(80)
 }
 
+/*
+ * Beside each golden, the checks of what it means (the marks, the rules, the order), so that a careless
+ * `vitest -u` cannot bless a regression: the golden pins the layout, these pin the facts. (Under CI,
+ * vitest.config.ts refuses update mode altogether.)
+ */
+
+/** The text with its wrapping undone: a reason wrapped over lines reads as one. */
+const flat = (text: string) => text.replace(/\s+/g, " ")
+
+/** Each of `parts` occurs in `text`, in this order. */
+const inOrder = (text: string, ...parts: Array<string>) => {
+  let from = 0
+  for (const part of parts) {
+    const at = text.indexOf(part, from)
+    expect(at, `"${part}" after position ${from} in:\n${text}`).toBeGreaterThanOrEqual(0)
+    from = at + part.length
+  }
+}
+
 describe("ledgerflow runs", () => {
   it("lists every run newest first in a table that fits 80 columns", async () => {
     const result = await run("runs")
     expect(result.code).toBe(0)
     expect(result.stderr).toBe("")
     fits80(result.stdout)
+    // Every run once, newest first, each with its stored status.
+    const stored = await json("runs", "--json", "--limit", "0")
+    const rows = result.stdout.trim().split("\n").slice(1).map((line) => line.split(/\s+/))
+    expect(rows.map(([id]) => id)).toEqual(stored.map((r) => r["runId"]))
+    expect(rows.map(([, status]) => status)).toEqual(stored.map((r) => r["status"]))
+    expect(rows.map(([id]) => named[id!])).toEqual([
+      "divergent",
+      "guarded-2",
+      "guarded-1",
+      ...prepared.storm.map((_, i) => `storm-${21 - i}`),
+      "report2",
+      "report",
+      "flaky"
+    ])
     await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("runs"))
   })
 
@@ -89,18 +122,53 @@ describe("ledgerflow runs", () => {
 })
 
 describe("ledgerflow show", () => {
-  it("tells a run's timeline: attempts, classifications and reasons, tokens, compensation, outcome", async () => {
-    const result = await run("show", prepared.report)
+  /** `show` of a run: it exits 0 and fits 80 columns; its masked output, and that flattened. */
+  const shown = async (runIdOrPrefix: string) => {
+    const result = await run("show", runIdOrPrefix)
     expect(result.code).toBe(0)
     fits80(result.stdout)
-    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("show-report"))
+    const masked = mask(result.stdout, named)
+    return { masked, text: flat(masked) }
+  }
+
+  it("tells a run's timeline: attempts, classifications and reasons, tokens, compensation, outcome", async () => {
+    const { masked, text } = await shown(prepared.report)
+    expect(text).toContain("status rolled_back (deterministic)")
+    // The steps in order, each with its mark; the failure with its class and rule; then the undo.
+    inOrder(
+      text,
+      "run started (report@1, key acme)",
+      "fetch#0 ~ ✓ completed, attempt 1; tokens 1,000 in / 200 out",
+      "summarize#0 ~ ✓ completed, attempt 1; tokens 8,000 in / 300 out",
+      "write-file#0 ~ ✓ completed, attempt 1",
+      "deliver#0 ~ ✗ attempt 1 failed, deterministic:",
+      "(rule: sqlite-code); gave up: a deterministic failure is never retried",
+      "run failed at deliver#0, deterministic",
+      "write-file#0 ↺ compensation started",
+      "write-file#0 ↺ compensated",
+      "run rolled back",
+      "write-file#0 compensated 1",
+      "deliver#0 failed 1",
+      "spent 9,000 in / 500 out tokens"
+    )
+    expect(text).not.toContain("retry in")
+    await expect(masked).toMatchFileSnapshot(golden("show-report"))
   })
 
   it("shows each transient failure with its retry delay, by a unique prefix of the run id", async () => {
-    const result = await run("show", uniquePrefix(prepared.flaky, allIds(prepared)))
-    expect(result.code).toBe(0)
-    fits80(result.stdout)
-    await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("show-flaky"))
+    const { masked, text } = await shown(uniquePrefix(prepared.flaky, allIds(prepared)))
+    expect(text).toContain("run run_flaky.")
+    inOrder(
+      text,
+      "run started (flaky@1, key flaky-1)",
+      "✗ attempt 1 failed, transient: HTTP 503 overloaded; retry in 10ms; tokens 500 in / 0 out",
+      "✗ attempt 2 failed, transient: HTTP 503 overloaded; retry in 10ms; tokens 500 in / 0 out",
+      "✓ completed, attempt 3; tokens 500 in / 50 out",
+      "run completed",
+      "call-model#0 completed 3 1,500 50"
+    )
+    expect(text.match(/✗/g)).toHaveLength(2)
+    await expect(masked).toMatchFileSnapshot(golden("show-flaky"))
   })
 
   it("--verbose adds the run's input and each step's input hash and output JSON", async () => {
@@ -154,6 +222,16 @@ describe("ledgerflow failures", () => {
     expect(result.code).toBe(0)
     fits80(result.stdout)
     expect(result.stdout.split("\n").filter((l) => l.includes("×21"))).toHaveLength(1)
+    // The groups, largest first, each with its class, pipeline, step and rule.
+    inOrder(
+      flat(result.stdout),
+      "×21 deterministic storm@1 · write-row#0",
+      "(rule: postgres-code)",
+      "×2 deterministic guarded@1 · write-row#0",
+      "×2 deterministic report@1 · deliver#0",
+      "(rule: sqlite-code)"
+    )
+    expect(result.stdout).toContain(`runs  ${prepared.storm[20]}`)
     await expect(mask(result.stdout, named)).toMatchFileSnapshot(golden("failures"))
   })
 

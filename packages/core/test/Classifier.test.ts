@@ -20,7 +20,14 @@ import type { AddressInfo } from "node:net"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Layer from "effect/Layer"
+import * as Engine from "../src/Engine.js"
+import * as EventStore from "../src/EventStore.js"
 import * as Failure from "../src/Failure.js"
+import * as Pipeline from "../src/Pipeline.js"
+import * as RetryPolicy from "../src/RetryPolicy.js"
+import * as Step from "../src/Step.js"
+import { withTime } from "./fixtures/clock.js"
 
 // ---------------------------------------------------------------------------------------------------------
 // A tiny Anthropic API: the scenario is chosen by the request's `x-scenario` header
@@ -66,6 +73,15 @@ const scenarios: Record<string, (res: http.ServerResponse) => void> = {
     apiError("rate_limit_error", "You have reached your workspace's monthly spend limit. Raise it in the Console."),
     { "retry-after": "60" }
   ),
+  // Statuses a proxy or gateway answers with, in plain text (no error.type): the status decides.
+  ...Object.fromEntries([408, 425, 502, 504].map((status) => [`plain-${status}`, (res: http.ServerResponse) => {
+    res.writeHead(status, { "content-type": "text/plain" })
+    res.end("try later")
+  }])),
+  "permission": json(403, apiError("permission_error", "Your API key does not have permission to use the specified resource.")),
+  "not-found": json(404, apiError("not_found_error", "model: claude-nope")),
+  "too-large": json(413, apiError("request_too_large", "Request exceeds the maximum allowed number of bytes.")),
+  "billing": json(402, apiError("billing_error", "Your account has a billing issue.")),
   "should-not-retry": json(503, apiError("api_error", "Internal server error"), { "x-should-retry": "false" }),
   "should-retry": json(400, apiError("invalid_request_error", "try again"), {
     "x-should-retry": "true",
@@ -119,8 +135,11 @@ const server = http.createServer((req, res) => {
     else json(418, apiError("invalid_request_error", "no such scenario"))(res)
   })
 })
+/** A TCP server that resets every connection it accepts (RST, not FIN): the client reads ECONNRESET. */
+const resetting = net.createServer((socket) => socket.resetAndDestroy())
 let client: Anthropic
 let closedPort: number
+let resetPort: number
 let tmp: string
 
 /** A port that was just free: nothing listens on it. */
@@ -138,12 +157,15 @@ beforeAll(async () => {
   const { port } = server.address() as AddressInfo
   client = new Anthropic({ apiKey: "test", baseURL: `http://127.0.0.1:${port}`, maxRetries: 0 })
   closedPort = await freePort()
+  await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve))
+  resetPort = (resetting.address() as AddressInfo).port
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-classifier-"))
 })
 
 afterAll(async () => {
   server.closeAllConnections()
   await new Promise<void>((resolve) => server.close(() => resolve()))
+  await new Promise<void>((resolve) => resetting.close(() => resolve()))
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
@@ -233,6 +255,8 @@ interface Row {
   readonly raised?: string
   readonly tag: "Transient" | "Deterministic"
   readonly rule: string
+  /** Text the failure's reason must contain (what made the verdict: a status, a code). */
+  readonly says?: string
   /** Expected `retryAfter` in millis, or a [min, max] range for HTTP dates. */
   readonly retryAfter?: number | readonly [number, number]
 }
@@ -306,6 +330,38 @@ const rows: ReadonlyArray<Row> = [
     raised: "RateLimitError",
     tag: "Deterministic",
     rule: "spend-limit"
+  },
+  ...([408, 425, 502, 504] as const).map((status): Row => ({
+    name: `SDK ${status} with a plain-text body: decided by the status`,
+    make: () => sdkError(`plain-${status}`),
+    says: `HTTP ${status}`,
+    tag: "Transient",
+    rule: "http-status"
+  })),
+  ...([
+    ["permission", "permission_error", "PermissionDeniedError"],
+    ["not-found", "not_found_error", "NotFoundError"],
+    ["too-large", "request_too_large", undefined],
+    ["billing", "billing_error", undefined]
+  ] as const).map(([scenario, type, raised]): Row => ({
+    name: `SDK ${type}`,
+    make: () => sdkError(scenario),
+    says: type,
+    ...(raised !== undefined ? { raised } : {}),
+    tag: "Deterministic",
+    rule: "anthropic-error-type"
+  })),
+  {
+    name: "SDK request timed out (the client's own timeout, against a server that never answers)",
+    make: () =>
+      rejection(
+        new Anthropic({ apiKey: "test", baseURL: client.baseURL, maxRetries: 0, timeout: 200 }).messages.create(body, {
+          headers: { "x-scenario": "hang" }
+        })
+      ),
+    raised: "APIConnectionTimeoutError",
+    tag: "Transient",
+    rule: "anthropic-connection"
   },
   {
     name: "SDK 503 with x-should-retry: false",
@@ -396,6 +452,16 @@ const rows: ReadonlyArray<Row> = [
     raised: "AbortError",
     tag: "Deterministic",
     rule: "cancelled"
+  },
+  {
+    name: "node:http to a server that resets the connection: ECONNRESET",
+    make: () =>
+      new Promise((resolve) => {
+        http.get(`http://127.0.0.1:${resetPort}/`, () => resolve(new Error("expected a failure"))).on("error", resolve)
+      }),
+    says: "ECONNRESET",
+    tag: "Transient",
+    rule: "network-code"
   },
   // SQLite, better-sqlite3
   {
@@ -525,6 +591,7 @@ describe("Failure.classify", () => {
       expect(failure._tag).toBe(row.tag)
       expect(failure.rule).toBe(row.rule)
       expect(failure.reason).toContain(`(rule: ${row.rule})`)
+      if (row.says !== undefined) expect(failure.reason).toContain(row.says)
       expect(failure.cause).toBeInstanceOf(Failure.ErrorInfo)
       const retryAfter = failure._tag === "Transient" && failure.retryAfter !== undefined
         ? Duration.toMillis(failure.retryAfter)
@@ -602,4 +669,65 @@ describe("failure fingerprints", () => {
     expect(refused.cause).toMatchObject({ code: "ECONNREFUSED" })
     expect(Failure.fingerprint(refused)).toContain("|ECONNREFUSED|")
   })
+})
+
+describe("a step's own classify", () => {
+  const EngineMemory = Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory))
+  const quick = RetryPolicy.exponential({ base: "1 second", maxDelay: "1 second", maxAttempts: 3, maxElapsed: "1 minute", jitter: 0 })
+
+  /** A one-step pipeline whose step fails with `errors[attempt - 1]` (then succeeds), classified by `classify`. */
+  const pipelineOf = (errors: ReadonlyArray<unknown>, classify?: (error: unknown) => Failure.Failure) => {
+    let attempts = 0
+    const step = Step.make({
+      name: "call",
+      input: Schema.String,
+      output: Schema.String,
+      retry: quick,
+      ...(classify !== undefined ? { classify } : {}),
+      run: (s) =>
+        Effect.suspend(() => {
+          attempts += 1
+          const error = errors[attempts - 1]
+          return error === undefined ? Effect.succeed(s) : Effect.fail(error)
+        })
+    })
+    const pipeline = Pipeline.make({ name: "classified", version: 1, input: Schema.String, output: Schema.String, run: step })
+    return { pipeline, attempts: () => attempts }
+  }
+
+  const failedAttempts = (key: string) =>
+    Effect.gen(function*() {
+      const [run] = yield* Engine.runs({ key })
+      return (yield* Engine.events(run!.runId)).flatMap((e) => (e._tag === "StepAttemptFailed" ? [e.failure] : []))
+    })
+
+  it.effect("overrides the classifier: an error it would not retry is retried when the step says it heals", () =>
+    Effect.gen(function*() {
+      const locked = Object.assign(new Error("resource locked by a batch job"), { code: "E_LOCKED" })
+      // Unknown to the built-in rules: Deterministic, attempted once.
+      const plain = pipelineOf([locked])
+      expect(yield* Effect.flip(Engine.run(plain.pipeline, "a", { key: "plain" }))).toMatchObject({ _tag: "Deterministic", rule: "unknown" })
+      expect(plain.attempts()).toBe(1)
+      const healing = pipelineOf([locked, locked], (error) =>
+        error instanceof Error && "code" in error && error.code === "E_LOCKED"
+          ? Failure.transient("locked by a batch job", { rule: "batch-lock" })
+          : Failure.classify(error))
+      expect(yield* withTime(Engine.run(healing.pipeline, "a", { key: "healing" }))).toBe("a")
+      expect(healing.attempts()).toBe(3)
+      expect((yield* failedAttempts("healing")).map((f) => [f._tag, f.rule])).toEqual([
+        ["Transient", "batch-lock"],
+        ["Transient", "batch-lock"]
+      ])
+    }).pipe(Effect.provide(EngineMemory)))
+
+  it.effect("overrides the classifier: an error it would retry stops the run at once when the step says it cannot heal", () =>
+    Effect.gen(function*() {
+      const unavailable = Object.assign(new Error("Service Unavailable"), { status: 503 })
+      const plain = pipelineOf([unavailable])
+      expect(yield* withTime(Engine.run(plain.pipeline, "b", { key: "plain" }))).toBe("b")
+      expect(plain.attempts()).toBe(2)
+      const strict = pipelineOf([unavailable, unavailable], () => Failure.deterministic("this endpoint never comes back", { rule: "mine" }))
+      expect(yield* Effect.flip(Engine.run(strict.pipeline, "b", { key: "strict" }))).toMatchObject({ _tag: "Deterministic", rule: "mine" })
+      expect(strict.attempts()).toBe(1)
+    }).pipe(Effect.provide(EngineMemory)))
 })

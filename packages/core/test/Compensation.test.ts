@@ -1,17 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Engine, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema } from "effect"
+import { withTime } from "./fixtures/clock.js"
 
 const EngineMemory = Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory))
 
 const quick = RetryPolicy.exponential({ base: "10 millis", maxDelay: "100 millis", maxAttempts: 3, maxElapsed: "1 minute", jitter: 0 })
-
-const withTime = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(effect)
-    yield* TestClock.adjust("10 minutes")
-    return yield* Fiber.join(fiber)
-  })
 
 /** The world the pipeline changes: files, rows, paid summaries, e-mails. */
 const makeWorld = () => ({
@@ -183,19 +177,27 @@ describe("compensation", () => {
 })
 
 describe("irreversible steps", () => {
-  const makeMailer = (sent: Array<string>, options: { hang?: Deferred.Deferred<void>; reconcile?: boolean; reconciled?: Array<string> }) =>
-    Step.make({
+  /**
+   * With `hang`, the first send hangs (the test then interrupts it as a worker dying mid-send): after the
+   * provider accepted the message, or — `hangBeforeSending` — before it did.
+   */
+  const makeMailer = (
+    sent: Array<string>,
+    options: { hang?: Deferred.Deferred<void>; hangBeforeSending?: boolean; reconcile?: boolean; reconciled?: Array<string> }
+  ) => {
+    let calls = 0
+    return Step.make({
       name: "send-mail",
       input: Schema.String,
       output: Schema.String,
       irreversible: true,
-      run: (to, ctx) =>
-        options.hang !== undefined && sent.length === 0
-          ? Effect.zipRight(
-            Effect.sync(() => sent.push(`${to} ${ctx.idempotencyKey}`)),
-            Effect.zipRight(Deferred.succeed(options.hang, undefined), Effect.never)
-          )
-          : Effect.sync(() => (sent.push(`${to} ${ctx.idempotencyKey}`), `message-${sent.length}`)),
+      run: (to, ctx) => {
+        calls += 1
+        const send = Effect.sync(() => (sent.push(`${to} ${ctx.idempotencyKey}`), `message-${sent.length}`))
+        if (options.hang === undefined || calls > 1) return send
+        const hang = Effect.zipRight(Deferred.succeed(options.hang, undefined), Effect.never)
+        return options.hangBeforeSending === true ? hang : Effect.zipRight(send, hang)
+      },
       ...(options.reconcile === true
         ? {
           reconcile: (to: string, key: string) =>
@@ -207,6 +209,7 @@ describe("irreversible steps", () => {
         }
         : {})
     })
+  }
 
   const mailPipeline = (mailer: ReturnType<typeof makeMailer>, world: World, after: Array<Failure.Failure> = []) => {
     const steps = makeSteps(world, { final: after, deleteRow: [] })
@@ -245,19 +248,29 @@ describe("irreversible steps", () => {
 
   it.effect("with reconcile, an in-doubt send that happened is journaled as done; one that did not is sent with the same key", () =>
     Effect.gen(function*() {
-      const sent: Array<string> = []
-      const reconciled: Array<string> = []
-      const hang = yield* Deferred.make<void>()
-      const pipeline = mailPipeline(makeMailer(sent, { hang, reconcile: true, reconciled }), makeWorld())
-      const fiber = yield* Effect.fork(Engine.run(pipeline, "ops@acme.test", { key: "m" }))
-      yield* Deferred.await(hang)
-      yield* Fiber.interrupt(fiber)
-      const out = yield* Engine.run(pipeline, "ops@acme.test", { key: "m" })
-      expect(out).toBe("ops@acme.test.txt message-found")
-      expect(sent.length).toBe(1)
-      const [run] = yield* Engine.runs()
-      expect(reconciled).toEqual([`${run!.runId}/send-mail#0`])
-    }).pipe(Effect.provide(EngineMemory)))
+      for (const happened of [true, false]) {
+        yield* Effect.gen(function*() {
+          const sent: Array<string> = []
+          const reconciled: Array<string> = []
+          const hang = yield* Deferred.make<void>()
+          const mailer = makeMailer(sent, { hang, hangBeforeSending: !happened, reconcile: true, reconciled })
+          const pipeline = mailPipeline(mailer, makeWorld())
+          const fiber = yield* Effect.fork(Engine.run(pipeline, "ops@acme.test", { key: "m" }))
+          yield* Deferred.await(hang)
+          yield* Fiber.interrupt(fiber) // the worker dies mid-send
+          expect(sent.length).toBe(happened ? 1 : 0)
+          const out = yield* Engine.run(pipeline, "ops@acme.test", { key: "m" })
+          const [run] = yield* Engine.runs()
+          const key = `${run!.runId}/send-mail#0`
+          // Asked once, with the send's idempotency key.
+          expect(reconciled).toEqual([key])
+          // One message either way: the one the dead worker sent, or the one the resume sent with its key.
+          expect(sent).toEqual([`ops@acme.test ${key}`])
+          expect(out).toBe(happened ? "ops@acme.test.txt message-found" : "ops@acme.test.txt message-1")
+          expect(run!.status).toBe("completed")
+        }).pipe(Effect.provide(EngineMemory))
+      }
+    }))
 
   it.effect("past the pivot, a failure does not undo earlier steps and a deterministic one needs attention", () =>
     Effect.gen(function*() {

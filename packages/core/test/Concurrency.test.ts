@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Engine, EventStore, Pipeline, Step } from "@ledgerflow/core"
-import { Duration, Effect, Fiber, Layer, Schema, TestClock } from "effect"
+import { Duration, Effect, Fiber, Layer, Schema } from "effect"
 import { FastCheck as fc } from "effect"
+import { drive, withTime } from "./fixtures/clock.js"
 
 const EngineMemory = Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory))
 
@@ -44,11 +45,9 @@ describe("concurrent steps", () => {
         const completions: Array<number> = []
         const pipeline = fanOut(delays, concurrency, completions)
         const first = yield* Effect.fork(Engine.run(pipeline, delays.length, { key: "fan" }))
-        yield* TestClock.adjust(Duration.millis(cut))
+        yield* drive(first, { upTo: Duration.millis(cut) })
         yield* Fiber.interrupt(first)
-        const resumed = yield* Effect.fork(Engine.run(pipeline, delays.length, { key: "fan" }))
-        yield* TestClock.adjust("1 hour")
-        const out = yield* Fiber.join(resumed)
+        const out = yield* withTime(Engine.run(pipeline, delays.length, { key: "fan" }))
         expect(out).toEqual(delays.map((_, i) => i * 10))
         // No step body completed twice: what the cut run finished was served, the rest ran once.
         expect(delays.map((_, i) => completions[i] ?? 0)).toEqual(delays.map(() => 1))
@@ -62,40 +61,55 @@ describe("concurrent steps", () => {
 
   it.effect("steps in concurrent branches with explicit keys keep their identity across a resume", () =>
     Effect.gen(function*() {
-      const seen: Array<string> = []
-      const lookup = Step.make({
-        name: "lookup",
-        input: Schema.String,
-        output: Schema.String,
-        run: (id) => Effect.sync(() => (seen.push(id), id.toUpperCase()))
-      })
-      const enrich = Step.make({
-        name: "enrich",
-        input: Schema.String,
-        output: Schema.String,
-        run: (v) => Effect.sleep(Duration.millis(v.length * 10)).pipe(Effect.as(`${v}!`))
-      })
-      const pipeline = Pipeline.make({
-        name: "branches",
-        version: 1,
-        input: Schema.Array(Schema.String),
-        output: Schema.Array(Schema.String),
-        run: (ids) =>
-          Effect.forEach(
-            ids,
-            (id) => Effect.flatMap(lookup(id, { key: id }), (v) => enrich(v, { key: id })),
-            { concurrency: "unbounded" }
-          )
-      })
-      const fiber = yield* Effect.fork(Engine.run(pipeline, ["ccc", "a", "bb"]))
-      yield* TestClock.adjust("1 minute")
-      expect(yield* Fiber.join(fiber)).toEqual(["CCC!", "A!", "BB!"])
-      const [run] = yield* Engine.runs()
-      const report = yield* Engine.replay(pipeline, run!.runId)
-      expect(report.outcome).toBe("identical")
-      expect(report.steps.map((s) => s.stepId).sort()).toEqual(
-        ["enrich[a]", "enrich[bb]", "enrich[ccc]", "lookup[a]", "lookup[bb]", "lookup[ccc]"]
-      )
-      expect(seen.sort()).toEqual(["a", "bb", "ccc"])
-    }).pipe(Effect.provide(EngineMemory)))
+      const ids = ["ccc", "a", "bb"]
+      // enrich[id] completes at 10 ms × id's length: cut before, between and after those moments.
+      for (const cut of [0, 10, 15, 25, 30]) {
+        const looked: Array<string> = []
+        const enriched: Array<string> = []
+        const lookup = Step.make({
+          name: "lookup",
+          input: Schema.String,
+          output: Schema.String,
+          run: (id) => Effect.sync(() => (looked.push(id), id.toUpperCase()))
+        })
+        const enrich = Step.make({
+          name: "enrich",
+          input: Schema.String,
+          output: Schema.String,
+          run: (v) => Effect.sleep(Duration.millis(v.length * 10)).pipe(Effect.map(() => (enriched.push(v), `${v}!`)))
+        })
+        const pipeline = Pipeline.make({
+          name: "branches",
+          version: 1,
+          input: Schema.Array(Schema.String),
+          output: Schema.Array(Schema.String),
+          run: (ids) =>
+            Effect.forEach(
+              ids,
+              // Each branch is keyed by its id, never by which branch happened to call first.
+              (id) => Effect.flatMap(lookup(id, { key: id }), (v) => enrich(v, { key: id })),
+              { concurrency: "unbounded" }
+            )
+        })
+        yield* Effect.gen(function*() {
+          const first = yield* Effect.fork(Engine.run(pipeline, ids, { key: "branches" }))
+          yield* drive(first, { upTo: Duration.millis(cut) })
+          yield* Fiber.interrupt(first)
+          const cutAt = { looked: [...looked].sort(), enriched: [...enriched].sort() }
+          expect(cutAt.enriched).toEqual(["A", "BB", "CCC"].filter((v) => v.length * 10 <= cut))
+          expect(yield* withTime(Engine.run(pipeline, ids, { key: "branches" }))).toEqual(["CCC!", "A!", "BB!"])
+          // The resume served what the cut run finished under the same keys and ran only the rest: every
+          // body ran once over both runs.
+          expect([...looked].sort()).toEqual(["a", "bb", "ccc"])
+          expect([...enriched].sort()).toEqual(["A", "BB", "CCC"])
+          const [run] = yield* Engine.runs({ key: "branches" })
+          expect(run?.status).toBe("completed")
+          const completed = (yield* Engine.events(run!.runId)).flatMap((e) => (e._tag === "StepCompleted" ? [e.stepId] : []))
+          expect(completed.sort()).toEqual(["enrich[a]", "enrich[bb]", "enrich[ccc]", "lookup[a]", "lookup[bb]", "lookup[ccc]"])
+          const report = yield* Engine.replay(pipeline, run!.runId)
+          expect(report.outcome).toBe("identical")
+          expect(report.steps.map((s) => s.stepId).sort()).toEqual(completed.sort())
+        }).pipe(Effect.provide(EngineMemory))
+      }
+    }))
 })

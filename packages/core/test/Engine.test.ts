@@ -1,6 +1,7 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Engine, Event, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
 import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { withTime } from "./fixtures/clock.js"
 import { createHash } from "node:crypto"
 
 /** The input hash the engine journals: sha256 of the encoded input's JSON, 32 hex digits. */
@@ -90,13 +91,6 @@ const unavailable = () => Failure.transient("HTTP 503 from the webhook", { rule:
 
 const EngineMemory = Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory))
 
-/** Run an effect that sleeps on retry backoff, letting the test clock run forward. */
-const withTime = <A, E, R>(effect: Effect.Effect<A, E, R>, advance: Duration.DurationInput = "10 minutes") =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(effect)
-    yield* TestClock.adjust(advance)
-    return yield* Fiber.join(fiber)
-  })
 
 describe("Engine", () => {
   it.effect("the seed: a webhook that fails transiently twice is retried and the summary is paid once", () =>

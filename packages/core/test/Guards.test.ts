@@ -1,5 +1,5 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
-import { Anthropic, CostLedger, Engine, EventStore, Failure, LoopGuard, Pipeline, Pricing, Step } from "@ledgerflow/core"
+import { Anthropic, CostLedger, Engine, EventStore, Failure, LoopGuard, Pipeline, Pricing, Step, Usage } from "@ledgerflow/core"
 import { AnthropicStandIn } from "@ledgerflow/core/testing"
 import { Effect, Layer, Schema } from "effect"
 import { fresh, meter, promptOf } from "./fixtures/claude.js"
@@ -231,25 +231,51 @@ describe("Pricing", () => {
 describe("budgets on plain steps", () => {
   it.effect("a step that declares an estimate is checked against the budget; a step without one is not", () =>
     Effect.gen(function*() {
-      let calls = 0
-      const paid = Step.make({
-        name: "paid",
+      const ran: Array<string> = []
+      const paid = (inputTokens: number) =>
+        Step.make({
+          name: "paid",
+          input: Schema.String,
+          output: Schema.String,
+          estimate: () => ({ model: "claude-haiku-4-5", inputTokens, outputTokens: 0 }),
+          run: (s) => Effect.sync(() => (ran.push("paid"), s))
+        })
+      // Spends 300 input tokens (reported, not estimated) each time it runs.
+      const spend = Step.make({
+        name: "spend",
         input: Schema.String,
         output: Schema.String,
-        estimate: () => ({ model: "claude-haiku-4-5", inputTokens: 600, outputTokens: 0 }),
-        run: (s) => Effect.sync(() => (calls++, s))
+        run: (s, ctx) =>
+          Effect.zipRight(
+            ctx.reportUsage(new Usage.Usage({ model: "claude-haiku-4-5", inputTokens: 300, outputTokens: 0 })),
+            Effect.sync(() => (ran.push("spend"), s))
+          )
       })
-      const free = Step.make({ name: "free", input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(s) })
-      const pipeline = Pipeline.make({
-        name: "generic",
+      const pipeline = (estimate: number) =>
+        Pipeline.make({
+          name: `generic-${estimate}`,
+          version: 1,
+          input: Schema.String,
+          output: Schema.String,
+          budget: { inputTokens: 500 },
+          // spend three times: the third call starts with 600 tokens spent, past the budget, and runs all
+          // the same, as it declares no estimate; then the paid step, which does, is refused.
+          run: (s) => Effect.zipRight(Effect.forEach([s, `${s}!`, `${s}!!`], (i) => spend(i)), paid(estimate)(s))
+        })
+      const failure = yield* Effect.flip(Engine.run(pipeline(100), "x"))
+      expect(failure).toMatchObject({ _tag: "Deterministic", rule: "budget" })
+      expect(ran).toEqual(["spend", "spend", "spend"])
+      // The check is the estimate's: within the budget, the paid step runs.
+      ran.length = 0
+      const fits = Pipeline.make({
+        name: "generic-fits",
         version: 1,
         input: Schema.String,
         output: Schema.String,
         budget: { inputTokens: 500 },
-        run: (s) => Effect.zipRight(free(s), paid(s))
+        run: (s) => Effect.zipRight(spend(s), paid(200)(s))
       })
-      const failure = yield* Effect.flip(Engine.run(pipeline, "x"))
-      expect(failure).toMatchObject({ _tag: "Deterministic", rule: "budget" })
-      expect(calls).toBe(0)
+      expect(yield* Engine.run(fits, "y")).toBe("y")
+      expect(ran).toEqual(["spend", "paid"])
     }).pipe(Effect.provide(Engine.layer().pipe(Layer.provideMerge(EventStore.layerMemory)))))
 })

@@ -3,18 +3,16 @@
  * driven under TestClock) keep the same promises, and agree with each other.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as fc from "effect/FastCheck"
-import * as Fiber from "effect/Fiber"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
-import * as TestClock from "effect/TestClock"
 import * as Failure from "../src/Failure.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
+import { driveToEnd } from "./fixtures/clock.js"
 
 /** Float slack for delays computed through fractional millis (jitter) and the clock's arithmetic. */
 const EPS = 1e-6
@@ -238,14 +236,22 @@ describe("RetryPolicy.exponential", () => {
 
 /**
  * Run an effect that fails with fs[i] on attempt i under `Effect.retry(…, schedule(p))`, with the random
- * numbers `rs` for the jitter, advancing the TestClock past every sleep. Returns the attempts' start times.
+ * numbers `rs` for the jitter, advancing the TestClock past every sleep. Attempt i runs attemptMillis[i]
+ * (the last one repeats) of clock time before it fails. Returns the attempts' start times.
  */
-const retried = (p: RetryPolicy.RetryPolicy, fs: ReadonlyArray<Failure.Failure>, rs: ReadonlyArray<number>) =>
+const retried = (
+  p: RetryPolicy.RetryPolicy,
+  fs: ReadonlyArray<Failure.Failure>,
+  rs: ReadonlyArray<number>,
+  attemptMillis: ReadonlyArray<number> = [0]
+) =>
   Effect.gen(function*() {
     const starts = yield* Ref.make<ReadonlyArray<number>>([])
     const attempt = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const done = yield* Ref.getAndUpdate(starts, (s) => [...s, now])
+      const millis = at(attemptMillis, done.length)
+      if (millis > 0) yield* Effect.sleep(Duration.millis(millis))
       return yield* Effect.fail(at(fs, done.length))
     })
     const fiber = yield* Effect.fork(
@@ -256,28 +262,33 @@ const retried = (p: RetryPolicy.RetryPolicy, fs: ReadonlyArray<Failure.Failure>,
   })
 
 /**
- * Move the TestClock from one of the fiber's sleeps to the next, only while the fiber is suspended, until it
- * ends. (One \`TestClock.adjust("1 day")\` gives each woken fiber a single timer turn to register its next
- * sleep: on a loaded machine a sleep registered later started from the wrong time, and a run failed.)
+ * What `decide` does with the same attempts, seen as `schedule` sees them: a `Schedule` first hears of a run
+ * at its first failure, so its maxElapsed counts from there (see `RetryPolicy.schedule`). `decide` is given
+ * a first attempt of 0 ms and the starts are shifted by the real first attempt's time; every later attempt's
+ * own time counts in both.
  */
-const driveToEnd = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
-  Effect.gen(function*() {
-    while (true) {
-      const status = yield* Fiber.status(fiber)
-      if (status._tag === "Done") return yield* Fiber.await(fiber)
-      const sleeps = yield* TestClock.sleeps()
-      if (status._tag === "Suspended" && Chunk.isNonEmpty(sleeps)) {
-        yield* TestClock.setTime(Math.min(...sleeps))
-      } else {
-        yield* Effect.yieldNow()
-      }
-    }
-  })
+const decidedAsScheduled = (
+  p: RetryPolicy.RetryPolicy,
+  fs: ReadonlyArray<Failure.Failure>,
+  rs: ReadonlyArray<number>,
+  attemptMillis: ReadonlyArray<number>
+): ReadonlyArray<number> => {
+  const first = at(attemptMillis, 0)
+  const fromFirstFailure = Array.from({ length: 16 }, (_, i) => (i === 0 ? 0 : at(attemptMillis, i)))
+  return simulate(p, fs, rs, fromFirstFailure).starts.map((start, i) => (i === 0 ? start : start + first))
+}
 
-// Each TestClock.setTime waits for the fibers to settle on every sleep, so these runs cost ~30ms each. A
-// failing run is shrunk through hundreds more: the time limit stops the shrinking in time to report the
-// counterexample found so far, where vitest's timeout would report only "timed out".
-const scheduleRuns = { fastCheck: { numRuns: 50, interruptAfterTimeLimit: 30_000 } }
+// Each TestClock.setTime waits for the fibers to settle on every sleep, so these runs cost ~30-150ms each
+// (more on a loaded machine). A failing run is shrunk through hundreds more: the time limit stops the
+// shrinking in time to report the counterexample found so far, where vitest's timeout would report only
+// "timed out"; markInterruptAsFailure makes a machine too slow to finish the runs fail the property instead
+// of passing it on fewer cases than it names.
+const scheduleRuns = {
+  timeout: 180_000,
+  fastCheck: { numRuns: 50, interruptAfterTimeLimit: 150_000, markInterruptAsFailure: true }
+}
+/** Attempts' own times, long enough against the arbitraries' maxElapsed (0..300 s) to decide some runs. */
+const scheduleAttemptMillis = fc.array(fc.integer({ min: 0, max: 60_000 }), { minLength: 1, maxLength: 12 })
 
 describe("RetryPolicy.schedule", () => {
   it.effect.prop(
@@ -313,26 +324,25 @@ describe("RetryPolicy.schedule", () => {
   )
 
   it.effect.prop(
-    "schedule and decide agree: same number of attempts, same delays (given the same random numbers)",
-    { p: integralPolicy, fs: failures, r: randoms },
-    ({ fs, p, r }) =>
+    "schedule and decide agree: same number of attempts, same delays, maxElapsed counting the attempts' own time",
+    { p: integralPolicy, fs: failures, r: randoms, t: scheduleAttemptMillis },
+    ({ fs, p, r, t }) =>
       Effect.gen(function*() {
-        const { starts } = yield* retried(p, fs, r)
-        const expected = simulate(p, fs, r)
-        expect(starts).toStrictEqual(expected.starts)
+        const { starts } = yield* retried(p, fs, r, t)
+        expect(starts).toStrictEqual(decidedAsScheduled(p, fs, r, t))
       }),
     scheduleRuns
   )
 
   it.effect.prop(
-    "schedule and decide agree with jitter too, within float slack",
-    { p: policy, fs: failures, r: randoms },
-    ({ fs, p, r }) =>
+    "schedule and decide agree with jitter and the attempts' own time too, within float slack",
+    { p: policy, fs: failures, r: randoms, t: scheduleAttemptMillis },
+    ({ fs, p, r, t }) =>
       Effect.gen(function*() {
-        const { starts } = yield* retried(p, fs, r)
-        const expected = simulate(p, fs, r)
-        expect(starts.length).toBe(expected.starts.length)
-        starts.forEach((start, i) => expect(start).toBeCloseTo(expected.starts[i]!, 3))
+        const { starts } = yield* retried(p, fs, r, t)
+        const expected = decidedAsScheduled(p, fs, r, t)
+        expect(starts.length).toBe(expected.length)
+        starts.forEach((start, i) => expect(start).toBeCloseTo(expected[i]!, 3))
       }),
     scheduleRuns
   )

@@ -51,12 +51,29 @@ const claim = (runId: string, key: string): EventStore.ClaimRequest => ({
 })
 
 /** Runs `node --conditions=source --import tsx <fixture> ...args` from the repository root. */
-const node = (script: string, args: ReadonlyArray<string>, options: { uid?: number; gid?: number } = {}) =>
+const node = (script: string, args: ReadonlyArray<string>) =>
   spawn(process.execPath, ["--conditions=source", "--import", "tsx", fixture(script), ...args], {
     cwd: repository,
-    stdio: ["pipe", "pipe", "pipe"],
-    ...options
+    stdio: ["pipe", "pipe", "pipe"]
   })
+
+/**
+ * Runs a fixture as root with the capabilities that let root ignore file modes dropped (also from the
+ * bounding set, so the exec cannot regain them): the child is then refused a 0555 directory as any user
+ * is, and still reads this checkout wherever it lives — a clone in a 0700 temp folder included, where
+ * `nobody` could not. setpriv is util-linux; without it this test fails rather than skip.
+ */
+const asRootWithoutDac = (script: string, args: ReadonlyArray<string>) => {
+  const caps = "-dac_override,-dac_read_search"
+  if (spawnSync("setpriv", ["--version"]).error !== undefined) {
+    throw new Error("this test runs as root and needs setpriv (util-linux) to drop root's file-mode override")
+  }
+  return spawn(
+    "setpriv",
+    [`--inh-caps=${caps}`, `--bounding-set=${caps}`, "--", process.execPath, "--conditions=source", "--import", "tsx", fixture(script), ...args],
+    { cwd: repository, stdio: ["pipe", "pipe", "pipe"] }
+  )
+}
 
 /** The child's stdout, line by line, and its stderr for failure messages. */
 const linesOf = (child: ChildProcessWithoutNullStreams) => {
@@ -376,20 +393,12 @@ describe("SqliteStore", () => {
       expect((yield* store.claim(claim("run-1", "key-1")))._tag).toBe("Created")
     }))
 
-  it("a directory it cannot write is refused with a StoreError naming it, and nothing is written", async (ctx) => {
-    // Root writes anywhere, so as root the attempt runs as `nobody`, which must be able to read this
-    // checkout (a clone in a private temp folder is not): otherwise there is nothing to test here.
-    if (process.getuid?.() === 0 && spawnSync(process.execPath, ["-e", `require("fs").accessSync(${JSON.stringify(path.join(repository, "node_modules"))})`], { uid: 65534, gid: 65534 }).status !== 0) {
-      ctx.skip()
-    }
+  it("a directory it cannot write is refused with a StoreError naming it, and nothing is written", async () => {
     const directory = path.join(root, randomUUID())
     fs.mkdirSync(directory, { mode: 0o755 })
-    fs.chmodSync(root, 0o755)
     fs.chmodSync(directory, 0o555)
     const filename = path.join(directory, ".ledgerflow", "ledger.db")
-    // Root writes anywhere: run the attempt as `nobody` then.
-    const asRoot = process.getuid?.() === 0
-    const child = node("openStore.ts", [filename], asRoot ? { uid: 65534, gid: 65534 } : {})
+    const child = process.getuid?.() === 0 ? asRootWithoutDac("openStore.ts", [filename]) : node("openStore.ts", [filename])
     child.stdin.end()
     const outcome = JSON.parse(await linesOf(child).next())
     expect(outcome).toMatchObject({ ok: false, tag: "StoreError" })
