@@ -3,7 +3,7 @@
  * on 127.0.0.1 (another address only when `--host` says so, and then it warns).
  */
 import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import { Engine } from "@ledgerflow/core"
+import { Engine, type Pipeline } from "@ledgerflow/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -14,32 +14,37 @@ import { Globals, type GlobalsService, options as globalOptions } from "../inter
 import { describe } from "../internal/help.js"
 import * as Output from "../internal/output.js"
 import * as Store from "../internal/store.js"
-import type { Breakers } from "../ui/pages/failures.js"
+import type { Breaker, Breakers } from "../ui/pages/failures.js"
 import { listen } from "../ui/listen.js"
 import { Ui } from "../ui/server.js"
 
 export const defaultPort = 4400
 const loopback = ["127.0.0.1", "localhost", "::1"]
 
-/** The breakers of the config's pipelines, loaded once (the config is code: importing it takes a while). */
-const breakers = (globals: GlobalsService) =>
+/** The config's pipelines, or why there are none here. Loading runs the config's code: done once. */
+const pipelines = (globals: GlobalsService): Effect.Effect<Either.Either<ReadonlyArray<Pipeline.Any>, string>> =>
+  !globals.configGiven && !fs.existsSync(globals.config)
+    ? Effect.succeed(Either.left(`there is no ./${globals.config} in the folder it was started in`))
+    : Effect.map(Effect.either(Config.load(globals, "ui")), Either.mapBoth({ onLeft: (e) => e.message, onRight: (c) => c.pipelines }))
+
+/** The breakers' states now (they change as runs fail), of the pipelines loaded once. */
+const breakers = (
+  loaded: Effect.Effect<Either.Either<ReadonlyArray<Pipeline.Any>, string>>,
+  engine: Engine.Engine["Type"]
+): Effect.Effect<Breakers> =>
   Effect.gen(function*() {
-    if (!globals.configGiven && !fs.existsSync(globals.config)) {
-      return Either.left(`there is no ./${globals.config} in the folder it was started in`) satisfies Breakers
-    }
-    const config = yield* Effect.either(Config.load(globals, "ui"))
-    if (Either.isLeft(config)) return Either.left(config.left.message) satisfies Breakers
-    const engine = yield* Engine.Engine
-    const states = yield* Effect.either(Effect.forEach(config.right.pipelines, (p) => engine.breakerState(p)))
-    if (Either.isLeft(states)) return Either.left(states.left.message) satisfies Breakers
-    return Either.right(states.right.map((s) => ({
+    const found = yield* loaded
+    if (Either.isLeft(found)) return Either.left(found.left)
+    const states = yield* Effect.either(Effect.forEach(found.right, (p) => engine.breakerState(p)))
+    if (Either.isLeft(states)) return Either.left(states.left.message)
+    return Either.right(states.right.map((s): Breaker => ({
       pipeline: s.pipeline,
       version: s.version,
-      state: s.threshold === 0 ? "off" as const : s.open === undefined ? "closed" as const : "open" as const,
+      state: s.threshold === 0 ? "off" : s.open === undefined ? "closed" : "open",
       why: s.open === undefined
         ? s.threshold === 0 ? "the pipeline turned its breaker off" : `opens after ${s.threshold} identical deterministic failures`
         : `${s.open.runs.length} runs failed the same way`
-    }))) satisfies Breakers
+    })))
   })
 
 /** Open the URL in the desktop's browser; a machine without one is told to open it by hand. */
@@ -84,7 +89,9 @@ export const command = Command.make("ui", {
     Store.provide(Effect.gen(function*() {
       const host = Option.getOrElse(args.host, () => "127.0.0.1")
       const local = loopback.includes(host)
-      const cached = yield* Effect.cached(breakers(globals))
+      const loaded = yield* Effect.cached(pipelines(globals))
+      // Load the config while the first pages are served: the failures page needs it.
+      yield* Effect.fork(loaded)
       const engine = yield* Engine.Engine
       yield* listen({
         host,
@@ -101,7 +108,7 @@ export const command = Command.make("ui", {
           })
       }).pipe(Effect.provideService(Ui, {
         store: globals.db,
-        breakers: Effect.provideService(cached, Engine.Engine, engine),
+        breakers: breakers(loaded, engine),
         // Bound to this machine: answer to this machine's names only. Bound elsewhere: to whatever it is called.
         hosts: local ? ["127.0.0.1", "localhost", "[::1]"] : undefined
       }))

@@ -35,6 +35,8 @@ p.lead { color: var(--muted); margin-top: -6px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: 12px; text-transform: uppercase; letter-spacing: .4px; color: var(--muted); background: var(--panel); font-weight: 600; }
+tbody th { text-transform: none; letter-spacing: 0; font-size: 14px; color: var(--fg); background: none; }
+td.mono, th.mono { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:hover { background: #f6f8fa; }
 tr.total td { font-weight: 700; border-top: 2px solid var(--line); }

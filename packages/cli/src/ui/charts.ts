@@ -53,9 +53,10 @@ ${
 ${
         series.map((s, j) => {
           const v = row.values[s.key]
-          if (v === undefined) return ""
+          // A zero draws nothing: the table says $0, the chart shows what there is.
+          if (v === undefined || v.value <= 0) return ""
           const by = y + j * (barHeight + gap)
-          const w = v.value > 0 ? Math.max(2, scale(v.value)) : 0
+          const w = Math.max(2, scale(v.value))
           return html`<rect x="${labelWidth}" y="${by}" width="${w.toFixed(1)}" height="${barHeight}" rx="2" fill="${s.colour}"><title>${row.label} · ${s.label}: ${v.text}</title></rect>
 <text x="${labelWidth + w + 6}" y="${by + barHeight - 2}" font-size="12" fill="#59636e">${v.text}</text>`
         })

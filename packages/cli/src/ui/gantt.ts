@@ -34,7 +34,9 @@ export const colours = {
 
 const classOf = (failure: Event.StepAttemptFailed["failure"]) => (failure._tag === "Transient" ? "transient" : "deterministic")
 
-const ruleText = (failure: Event.StepAttemptFailed["failure"]) => (failure.rule !== undefined ? `, rule ${failure.rule}` : "")
+/** The classifier's rule, unless the reason names it already. */
+const ruleText = (failure: Event.StepAttemptFailed["failure"]) =>
+  failure.rule !== undefined && !failure.reason.includes(failure.rule) ? `, rule ${failure.rule}` : ""
 
 export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<Lane>): Html => {
   const start = events[0]?.event.at ?? 0
@@ -65,7 +67,11 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
       case "StepAttemptFailed": {
         if (!laneOf.has(event.stepId)) break
         const cls = classOf(event.failure)
-        const retry = event.retryDelayMs !== undefined ? `; retry in ${format.duration(event.retryDelayMs)}` : "; not retried"
+        const retry = event.retryDelayMs !== undefined
+          ? `; retry in ${format.duration(event.retryDelayMs)}`
+          : event.giveUp !== undefined
+          ? `; gave up: ${event.giveUp.replace(` (${event.failure.reason})`, "")}`
+          : ""
         bar(
           event.stepId,
           event.startedAt,
@@ -105,7 +111,7 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
           const cx = x(event.at)
           const y = mid(stepId)
           const title = `${stepId} served from the log: not run again, nothing paid`
-          marks.push(html`<g class="served" data-step="${stepId}" data-outcome="served" tabindex="0" role="img" aria-label="${title}"><path d="M${cx.toFixed(1)} ${y - 9} l9 9 l-9 9 l-9 -9 z" fill="#ffffff" stroke="${colours.served}" stroke-width="2.5"/><text x="${(cx + 13).toFixed(1)}" y="${y + 4}" font-size="12" font-weight="600" fill="${colours.served}">served</text><title>${title}</title></g>`)
+          marks.push(html`<g class="served" data-step="${stepId}" data-outcome="served" tabindex="0" role="img" aria-label="${title}"><path d="M${cx.toFixed(1)} ${y - 9} l9 9 l-9 9 l-9 -9 z" fill="#ffffff" stroke="${colours.served}" stroke-width="2.5"/><text x="${(cx > width - 80 ? cx - 13 : cx + 13).toFixed(1)}" y="${y + 4}" font-size="12" font-weight="600" text-anchor="${cx > width - 80 ? "end" : "start"}" fill="${colours.served}">served</text><title>${title}</title></g>`)
         }
         break
       case "CompensationStarted":
@@ -153,7 +159,10 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
         const labelled = cx - lastRunLabel > 70
         if (labelled) lastRunLabel = cx
         marks.push(html`<g class="run-event" data-event="${label}"><line x1="${cx.toFixed(1)}" y1="${top - 4}" x2="${cx.toFixed(1)}" y2="${height - bottom}" stroke="${colour}" stroke-opacity="0.35"/><circle cx="${cx.toFixed(1)}" cy="${top - 4}" r="4" fill="${colour}"/>${
-          labelled ? html`<text x="${(cx + 6).toFixed(1)}" y="${top - 18}" font-size="11" fill="${colour}">run ${label}</text>` : ""
+          labelled
+            // Near the right edge the label ends at its mark instead of running off the chart.
+            ? html`<text x="${(cx > width - 110 ? cx - 6 : cx + 6).toFixed(1)}" y="${top - 18}" font-size="11" text-anchor="${cx > width - 110 ? "end" : "start"}" fill="${colour}">run ${label}</text>`
+            : ""
         }<title>run ${label} at +${format.duration(event.at - start)}</title></g>`)
         break
       }

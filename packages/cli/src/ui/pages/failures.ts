@@ -64,7 +64,7 @@ ${
 <h3 id="group-${i}"><span class="count">×${g.count}</span> ${badge(g.classification, g.classification === "deterministic" ? "fail" : "warn")} <span>${
             g.pipelines.join(", ")
           }${g.steps.length > 0 ? ` · ${g.steps.join(", ")}` : ""}</span></h3>
-<p>${g.reason}${g.rule !== null ? html` <span class="quiet">(rule ${g.rule})</span>` : ""}</p>
+<p>${g.reason}${g.rule !== null && !g.reason.includes(g.rule) ? html` <span class="quiet">(rule ${g.rule})</span>` : ""}</p>
 <p class="quiet">first ${format.time(g.firstSeen)} · last ${format.time(g.lastSeen)}</p>
 <details><summary>${g.runIds.length} run${g.runIds.length === 1 ? "" : "s"}</summary><ul>${
             g.runIds.map((id) => html`<li><a class="mono" href="/runs/${id}">${id}</a></li>`)

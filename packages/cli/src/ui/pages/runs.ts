@@ -13,9 +13,9 @@ import { html, type Html, type Part, query } from "../html.js"
 import { badge, page, statusTone } from "../layout.js"
 import * as Query from "../query.js"
 
-export const pageSize = 50
+export const defaultLimit = 50
 
-export const parameters = ["status", "pipeline", "key", "since", "page"] as const
+export const parameters = ["status", "pipeline", "key", "since", "limit", "page"] as const
 
 interface Row {
   readonly run: EventStore.RunRecord
@@ -68,6 +68,7 @@ export const render = (q: Readonly<Record<string, string>>, store: string): Quer
     const status = yield* Query.choice("status", q["status"], EventStore.RunStatus.literals)
     const since = yield* Query.since(q["since"])
     const pageNo = (yield* Query.count("page", q["page"], 100_000)) ?? 1
+    const pageSize = (yield* Query.count("limit", q["limit"], 1000)) ?? defaultLimit
     const engine = yield* Engine.Engine
     const now = yield* Clock.currentTimeMillis
     const pipeline = q["pipeline"]
