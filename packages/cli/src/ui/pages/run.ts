@@ -21,8 +21,11 @@ const active = (status: string) => status === "running" || status === "compensat
 const commands = (run: EventStore.RunRecord, pastPivot: string | undefined): Html => {
   const id = run.runId
   const lines: Array<Html> = []
-  if (run.status === "failed" || run.status === "needs_attention") {
+  // What `Engine.resume` takes up again: a failed, rolled-back or stuck run.
+  if (run.status === "failed" || run.status === "needs_attention" || run.status === "rolled_back") {
     lines.push(html`<p>Finish it after a fix — completed steps are served from the log, not paid again:</p><pre>ledgerflow resume ${id}</pre>`)
+  }
+  if (run.status === "failed" || run.status === "needs_attention") {
     lines.push(
       pastPivot !== undefined
         ? html`<p>Roll back is refused: the run is past its pivot (the irreversible <code>${pastPivot}</code> completed); it can only go forward.</p>`
