@@ -21,7 +21,7 @@ const artifacts = fileURLToPath(new URL("../../test-artifacts/ui/", import.meta.
  * The demo as `pnpm demo` runs it, in a scratch folder holding the examples' config (as examples/ does).
  * Asynchronously: a blocked worker misses vitest's heartbeats.
  */
-const runDemo = (): Promise<string> => {
+const runDemo = (): Promise<{ readonly dir: string; readonly output: string }> => {
   const dir = mkdtempSync(join(tmpdir(), "ledgerflow-ui-demo-"))
   symlinkSync(join(examples, "src"), join(dir, "src"))
   symlinkSync(join(examples, "node_modules"), join(dir, "node_modules"))
@@ -34,7 +34,7 @@ const runDemo = (): Promise<string> => {
     demo.stdout.setEncoding("utf8").on("data", (d: string) => (output += d))
     demo.stderr.setEncoding("utf8").on("data", (d: string) => (output += d))
     demo.on("error", reject)
-    demo.on("close", (code) => (code === 0 ? resolve(dir) : reject(new Error(`the demo failed (${code}): ${output}`))))
+    demo.on("close", (code) => (code === 0 ? resolve({ dir, output }) : reject(new Error(`the demo failed (${code}): ${output}`))))
   })
 }
 
@@ -59,12 +59,15 @@ const shoot = (page: Page, name: string) => page.screenshot({ path: join(artifac
 
 describe("ledgerflow ui after the demo, in headless Chromium", () => {
   let dir: string
+  let demoOutput: string
   let served: Served
   let browser: Browser
 
   beforeAll(async () => {
     mkdirSync(artifacts, { recursive: true })
-    dir = await runDemo()
+    const demo = await runDemo()
+    dir = demo.dir
+    demoOutput = demo.output
     served = await serveUi(["--db", ".ledgerflow/ledger.db"], { cwd: dir })
     browser = await launch()
   }, 240_000)
@@ -72,6 +75,13 @@ describe("ledgerflow ui after the demo, in headless Chromium", () => {
   afterAll(async () => {
     await browser?.close()
     await served?.stop()
+  })
+
+  it("the demo ends by telling the user to run `ledgerflow ui`", () => {
+    expect(demoOutput.trimEnd().split("\n").slice(-2)).toEqual([
+      "Or see it all in your browser — runs, each run's timeline, cost, failures:",
+      "  npx ledgerflow ui --open"
+    ])
   })
 
   it("runs → the ad report's run: the webhook's two failed attempts and the served summary on its timeline", async () => {

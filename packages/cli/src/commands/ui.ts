@@ -15,8 +15,6 @@ import { describe } from "../internal/help.js"
 import * as Output from "../internal/output.js"
 import * as Store from "../internal/store.js"
 import type { Breaker, Breakers } from "../ui/pages/failures.js"
-import { listen } from "../ui/listen.js"
-import { Ui } from "../ui/server.js"
 
 export const defaultPort = 4400
 const loopback = ["127.0.0.1", "localhost", "::1"]
@@ -93,7 +91,15 @@ export const command = Command.make("ui", {
       // Load the config while the first pages are served: the failures page needs it.
       yield* Effect.fork(loaded)
       const engine = yield* Engine.Engine
+      // The HTTP server's modules load only for this command: the others start faster without them.
+      const { listen } = yield* Effect.promise(() => import("../ui/listen.js"))
       yield* listen({
+        ui: {
+          store: globals.db,
+          breakers: breakers(loaded, engine),
+          // Bound to this machine: answer to its names only. Bound elsewhere: to whatever it is called there.
+          hosts: local ? ["127.0.0.1", "localhost", "[::1]"] : undefined
+        },
         host,
         port: args.port,
         onListening: (url) =>
@@ -106,12 +112,7 @@ export const command = Command.make("ui", {
             }
             if (args.open) yield* openBrowser(url)
           })
-      }).pipe(Effect.provideService(Ui, {
-        store: globals.db,
-        breakers: breakers(loaded, engine),
-        // Bound to this machine: answer to this machine's names only. Bound elsewhere: to whatever it is called.
-        hosts: local ? ["127.0.0.1", "localhost", "[::1]"] : undefined
-      }))
+      })
     })))).pipe(Command.withDescription(describe(
     "Serve a read-only web view of the store on 127.0.0.1: the runs (filters as `ledgerflow runs`, refreshed while runs change), each run's timeline (attempts on a time axis, retries, served steps, compensations, tokens and dollars), cost (as `ledgerflow cost`, with charts) and failures by fingerprint with each pipeline's storm breaker.",
     [

@@ -10,9 +10,10 @@ import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import { createServer } from "node:http"
 import { badInput, type CliError } from "../internal/exit.js"
-import { app, type Ui } from "./server.js"
+import { app, Ui, type UiService } from "./server.js"
 
 export interface ListenOptions {
+  readonly ui: UiService
   readonly host: string
   readonly port: number
   /** Called once the server listens, with its URL. */
@@ -28,9 +29,9 @@ const codeOf = (error: unknown): string | undefined => {
   return undefined
 }
 
-export const listen = (options: ListenOptions): Effect.Effect<never, CliError, Ui | Engine.Engine | EventStore.EventStore> =>
+export const listen = (options: ListenOptions): Effect.Effect<never, CliError, Engine.Engine | EventStore.EventStore> =>
   Effect.gen(function*() {
-    yield* HttpServer.serveEffect(app)
+    yield* HttpServer.serveEffect(Effect.provideService(app, Ui, options.ui))
     const url = yield* HttpServer.addressFormattedWith((address) => Effect.succeed(address))
     yield* options.onListening(url)
     return yield* Effect.never
