@@ -5,6 +5,9 @@
  */
 import chromium from "@sparticuz/chromium"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Engine, Pipeline, Step } from "@ledgerflow/core"
+import { SqliteStore } from "@ledgerflow/store"
+import { Effect, Layer, Schema } from "effect"
 import { spawn } from "node:child_process"
 import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -54,6 +57,15 @@ const launch = async (): Promise<Browser> => {
     throw new Error(`headless Chromium (${executablePath}) did not start; on Debian it needs libnss3 and friends: ${String(error)}`)
   }
 }
+
+/** A one-step pipeline, started into the demo's store while the page is open. */
+const ping = Pipeline.make({
+  name: "ping",
+  version: 1,
+  input: Schema.String,
+  output: Schema.String,
+  run: Step.make({ name: "echo", input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(s) })
+})
 
 const shoot = (page: Page, name: string) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true })
 
@@ -147,6 +159,22 @@ describe("ledgerflow ui after the demo, in headless Chromium", () => {
       focused.push((await page.locator(":focus").textContent())?.trim() ?? "")
     }
     expect(focused).toEqual(expect.arrayContaining(["Skip to content", "Runs", "Cost", "Failures"]))
+    await page.close()
+  })
+
+  it("the runs page shows a run started after it was opened, without a reload", async () => {
+    const page = await browser.newPage()
+    await page.goto(served.url)
+    expect(await page.locator(".live").getAttribute("data-state")).toBe("on")
+    const marker = await page.evaluate("window.__notReloaded = true")
+    expect(marker).toBe(true)
+    await Effect.runPromise(Engine.run(ping, "hello", { key: "ping-live" }).pipe(
+      Effect.provide(Engine.layer().pipe(Layer.provideMerge(SqliteStore.layer({ filename: join(dir, ".ledgerflow", "ledger.db") })))),
+      Effect.scoped
+    ))
+    await page.locator("tbody tr", { hasText: "ping-live" }).waitFor({ timeout: 30_000 })
+    // The same document: the script swapped the list in, the page was not reloaded.
+    expect(await page.evaluate("window.__notReloaded")).toBe(true)
     await page.close()
   })
 

@@ -112,6 +112,8 @@ export const liveJs = `
           var fresh = next.querySelector("main");
           if (main && fresh) main.innerHTML = fresh.innerHTML;
           open.forEach(function (id) { var d = document.getElementById(id); if (d) d.open = true; });
+          status = document.querySelector(".live");
+          if (status) { status.setAttribute("data-state", "on"); status.textContent = "live: refreshes while runs change"; }
           since = next.body.getAttribute("data-live-since") || String(answer.now);
           if (!next.body.getAttribute("data-live-since")) { body.removeAttribute("data-live-since"); clearInterval(timer); }
           busy = false;
