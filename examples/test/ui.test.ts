@@ -110,7 +110,7 @@ describe("ledgerflow ui after the demo, in headless Chromium", () => {
     const failed = timeline.locator('[data-step^="webhook"][data-outcome="failed"]')
     expect(await failed.count()).toBe(2)
     for (const label of await failed.evaluateAll((els) => els.map((e) => e.getAttribute("aria-label") ?? ""))) {
-      expect(label).toMatch(/^webhook#\d+ attempt \d failed \(transient\): HTTP 503 .*; (retry in \d+ms|gave up: .+)$/)
+      expect(label).toMatch(/^webhook#\d+: ✗ attempt \d failed, transient: HTTP 503 .*; (retry in \d+ms|gave up: .+)$/)
     }
     const served_ = timeline.locator('[data-step^="summarize"][data-outcome="served"]')
     expect(await served_.count()).toBeGreaterThanOrEqual(1)

@@ -100,7 +100,8 @@ describe("ledgerflow ui: a run's page", () => {
     expect(page.status).toBe(200)
     const failed = [...page.body.matchAll(/data-step="call-model#0" data-outcome="failed" data-classification="(\w+)"/g)]
     expect(failed.map((m) => m[1])).toEqual(["transient", "transient"])
-    expect(page.body).toMatch(/aria-label="call-model#0 attempt 1 failed \(transient\): HTTP 503 overloaded; retry in \d+ms"/)
+    // Each mark says what `ledgerflow show` says of its event.
+    expect(page.body).toMatch(/aria-label="call-model#0: ✗ attempt 1 failed, transient: HTTP 503 overloaded; retry in \d+ms; tokens 500 in \/ 0 out \(claude-test\)"/)
     expect(page.body.match(/data-step="call-model#0" data-outcome="completed"/g)?.length).toBe(1)
     expect(page.body.match(/<g class="retry" data-step="call-model#0">/g)?.length).toBe(2)
     // The step's table row: 3 attempts, 2 failed, every attempt's input tokens.

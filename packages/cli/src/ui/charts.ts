@@ -17,12 +17,8 @@ export interface BarRow {
   readonly values: Readonly<Record<string, { readonly value: number; readonly text: string }>>
 }
 
-const width = 960
-const labelWidth = 260
-const valueWidth = 110
-const barHeight = 13
-const gap = 3
-const rowGap = 12
+/** The charts' geometry, in SVG units: 960 wide, scaled to the page's width. */
+const { barHeight, gap, labelWidth, rowGap, valueWidth, width } = { width: 960, labelWidth: 260, valueWidth: 110, barHeight: 13, gap: 3, rowGap: 12 }
 
 /** Round a label to fit its column: SVG text does not wrap. */
 const fit = (text: string, chars: number): string => (text.length > chars ? `${text.slice(0, chars - 1)}…` : text)

@@ -7,6 +7,7 @@
 import type { Event } from "@ledgerflow/core"
 import type { LoggedEvent } from "../internal/events.js"
 import * as format from "../internal/format.js"
+import type * as Timeline from "../internal/timeline.js"
 import { html, type Html } from "./html.js"
 
 export interface Lane {
@@ -34,11 +35,12 @@ export const colours = {
 
 const classOf = (failure: Event.StepAttemptFailed["failure"]) => (failure._tag === "Transient" ? "transient" : "deterministic")
 
-/** The classifier's rule, unless the reason names it already. */
-const ruleText = (failure: Event.StepAttemptFailed["failure"]) =>
-  failure.rule !== undefined && !failure.reason.includes(failure.rule) ? `, rule ${failure.rule}` : ""
-
-export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<Lane>): Html => {
+/**
+ * The SVG for a run's events, one lane per step. `rows` is the run's timeline (`Timeline.make`): a mark's
+ * title is its event's row, worded as `ledgerflow show` words it.
+ */
+export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<Lane>, rows: ReadonlyArray<Timeline.Row>): Html => {
+  const said = new Map(rows.map((r) => [r.seq, r.text]))
   const start = events[0]?.event.at ?? 0
   let end = start
   for (const { event } of events) {
@@ -62,23 +64,19 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
     marks.push(html`<rect class="attempt" x="${x0.toFixed(1)}" y="${mid(stepId) - 9}" width="${w.toFixed(1)}" height="18" rx="3" fill="${fill}" ${attrs} tabindex="0" role="img" aria-label="${title}"><title>${title}</title></rect>`)
   }
 
-  for (const { event } of events) {
+  for (const { event, stored } of events) {
+    const text = `${"stepId" in event ? `${event.stepId}: ` : ""}${said.get(stored.seq) ?? event._tag}`
     switch (event._tag) {
       case "StepAttemptFailed": {
         if (!laneOf.has(event.stepId)) break
         const cls = classOf(event.failure)
-        const retry = event.retryDelayMs !== undefined
-          ? `; retry in ${format.duration(event.retryDelayMs)}`
-          : event.giveUp !== undefined
-          ? `; gave up: ${event.giveUp.replace(` (${event.failure.reason})`, "")}`
-          : ""
         bar(
           event.stepId,
           event.startedAt,
           event.at,
           colours[cls],
           html`data-step="${event.stepId}" data-outcome="failed" data-classification="${cls}"`,
-          `${event.stepId} attempt ${event.attempt} failed (${cls}${ruleText(event.failure)}): ${event.failure.reason}${retry}`
+          text
         )
         if (event.retryDelayMs !== undefined) {
           const y = mid(event.stepId)
@@ -96,7 +94,7 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
           event.at,
           colours.completed,
           html`data-step="${event.stepId}" data-outcome="completed"`,
-          `${event.stepId} attempt ${event.attempt} completed in ${format.duration(event.at - event.startedAt)}`
+          `${text} (took ${format.duration(event.at - event.startedAt)})`
         )
         if (irreversible.has(event.stepId) && !pivotDrawn) {
           pivotDrawn = true

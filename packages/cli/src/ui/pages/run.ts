@@ -85,7 +85,7 @@ ${pastPivot !== undefined ? html`<dt>Pivot</dt><dd>past it: the irreversible <co
 <div class="card fail"><div class="label">Wasted</div><div class="value">${usd(t.wasted.usd)}</div><div class="sub">${format.count(t.wasted.calls)} paid results thrown away</div></div>
 </div>
 <h2>Timeline</h2>
-${lanes.length > 0 ? Gantt.make(logged, lanes) : html`<p class="empty">No step has run yet.</p>`}
+${lanes.length > 0 ? Gantt.make(logged, lanes, timeline.rows) : html`<p class="empty">No step has run yet.</p>`}
 ${commands(run, pastPivot)}
 <h2>Steps</h2>
 <div class="scroll"><table>
