@@ -17,7 +17,7 @@ export interface Lane {
 }
 
 const width = 960
-const labelWidth = 200
+const labelWidth = 260
 const right = 30
 const laneHeight = 44
 const top = 34
@@ -56,7 +56,7 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
   const marks: Array<Html> = []
   const compensating = new Map<string, number>()
   let pivotDrawn = false
-  let lastRunLabel = -Infinity
+  const runMarks: Array<{ readonly cx: number; readonly label: string; readonly colour: string; readonly offset: number }> = []
 
   const bar = (stepId: string, from: number, to: number, fill: string, attrs: Html, title: string) => {
     const x0 = x(from)
@@ -153,15 +153,7 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
           : event._tag === "RunCompleted"
           ? colours.completed
           : colours.run
-        // Labels closer than their width would overlap: the mark stays, its <title> says what it is.
-        const labelled = cx - lastRunLabel > 70
-        if (labelled) lastRunLabel = cx
-        marks.push(html`<g class="run-event" data-event="${label}"><line x1="${cx.toFixed(1)}" y1="${top - 4}" x2="${cx.toFixed(1)}" y2="${height - bottom}" stroke="${colour}" stroke-opacity="0.35"/><circle cx="${cx.toFixed(1)}" cy="${top - 4}" r="4" fill="${colour}"/>${
-          labelled
-            // Near the right edge the label ends at its mark instead of running off the chart.
-            ? html`<text x="${(cx > width - 110 ? cx - 6 : cx + 6).toFixed(1)}" y="${top - 18}" font-size="11" text-anchor="${cx > width - 110 ? "end" : "start"}" fill="${colour}">run ${label}</text>`
-            : ""
-        }<title>run ${label} at +${format.duration(event.at - start)}</title></g>`)
+        runMarks.push({ cx, label, colour, offset: event.at - start })
         break
       }
       default:
@@ -169,6 +161,21 @@ export const make = (events: ReadonlyArray<LoggedEvent>, lanes: ReadonlyArray<La
     }
   }
 
+  // The run's own events on top. Labels are placed from the last (the outcome) back; one that would
+  // overlap a placed one is left out: its mark stays, and its <title> says what it is.
+  const placed: Array<readonly [number, number]> = []
+  const runLayer = [...runMarks].reverse().map((m) => {
+    const textWidth = (m.label.length + 4) * 6.2
+    const end = m.cx > width - right - textWidth
+    const extent: readonly [number, number] = end ? [m.cx - 6 - textWidth, m.cx - 6] : [m.cx + 6, m.cx + 6 + textWidth]
+    const free = placed.every(([a, b]) => extent[1] < a - 4 || extent[0] > b + 4)
+    if (free) placed.push(extent)
+    return html`<g class="run-event" data-event="${m.label}"><line x1="${m.cx.toFixed(1)}" y1="${top - 4}" x2="${m.cx.toFixed(1)}" y2="${height - bottom}" stroke="${m.colour}" stroke-opacity="0.35"/><circle cx="${m.cx.toFixed(1)}" cy="${top - 4}" r="4" fill="${m.colour}"/>${
+      free
+        ? html`<text x="${(end ? m.cx - 6 : m.cx + 6).toFixed(1)}" y="${top - 18}" font-size="11" text-anchor="${end ? "end" : "start"}" fill="${m.colour}">run ${m.label}</text>`
+        : ""
+    }<title>run ${m.label} at +${format.duration(m.offset)}</title></g>`
+  })
   const ticks = Array.from({ length: 6 }, (_, i) => start + (span * i) / 5)
   return html`<figure>
 <svg class="chart timeline" viewBox="0 0 ${width} ${height}" role="group" aria-labelledby="timeline-t">
@@ -189,6 +196,7 @@ ${
     )
   }
 <line x1="${labelWidth}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" stroke="#8c959f"/>
+${runLayer}
 ${marks}
 </svg>
 <figcaption><ul class="legend">
