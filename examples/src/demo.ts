@@ -101,6 +101,8 @@ const demo = Effect.gen(function*() {
   for (const cmd of ["runs", `show ${runId.slice(0, 16)}`, `replay ${runId.slice(0, 16)}`, "cost --by model", "export | head -3"]) {
     yield* say(`  npx ledgerflow ${cmd}`)
   }
+  yield* say("Or see it all in your browser — runs, each run's timeline, cost, failures:")
+  yield* say("  npx ledgerflow ui --open")
   app.close()
 })
 

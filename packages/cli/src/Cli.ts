@@ -13,6 +13,7 @@ import * as Resume from "./commands/resume.js"
 import * as Rollback from "./commands/rollback.js"
 import * as Runs from "./commands/runs.js"
 import * as Show from "./commands/show.js"
+import * as Ui from "./commands/ui.js"
 import { type Flags, Globals, options as globalOptions, resolve } from "./internal/globals.js"
 import { describe } from "./internal/help.js"
 import { version } from "./internal/version.js"
@@ -57,7 +58,8 @@ export const command = root.pipe(
     leaf(Failures.command),
     leaf(Export.command),
     leaf(Cost.command),
-    breakerTree
+    breakerTree,
+    leaf(Ui.command)
   ])
 )
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
 import { ledgerflow } from "./fixtures/cli.js"
 
-const commands = [[], ["runs"], ["show"], ["replay"], ["resume"], ["rollback"], ["failures"], ["export"], ["breaker"], ["breaker", "reset"]]
+const commands = [[], ["runs"], ["show"], ["replay"], ["resume"], ["rollback"], ["failures"], ["export"], ["breaker"], ["breaker", "reset"], ["ui"]]
 
 describe("--help", () => {
   it("every command prints its help with an example, within 80 columns, exit 0", async () => {

@@ -16,8 +16,8 @@ import { table } from "../internal/render.js"
 import * as Since from "../internal/since.js"
 import * as Store from "../internal/store.js"
 
-const usd = (n: number): string => (n === 0 ? "$0" : n < 0.01 ? `$${n.toFixed(4)}` : `$${n.toFixed(2)}`)
-const percent = (share: number): string => `${Math.round(share * 100)}%`
+export const usd = (n: number): string => (n === 0 ? "$0" : n < 0.01 ? `$${n.toFixed(4)}` : `$${n.toFixed(2)}`)
+export const percent = (share: number): string => `${Math.round(share * 100)}%`
 
 export const command = Command.make("cost", {
   ...globalOptions,

@@ -3,7 +3,7 @@
  * failures of a retry storm are one line, ×21 — with first and last seen and the runs.
  */
 import { Command, Options } from "@effect/cli"
-import { Engine, type EventStore } from "@ledgerflow/core"
+import { Engine, type Event, type EventStore, type StoreError } from "@ledgerflow/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Events from "../internal/events.js"
@@ -33,7 +33,7 @@ export interface Group {
   readonly runIds: ReadonlyArray<string>
 }
 
-interface Occurrence {
+export interface Occurrence {
   readonly run: EventStore.RunRecord
   readonly at: number
   readonly stepId: string | undefined
@@ -42,7 +42,9 @@ interface Occurrence {
 }
 
 /** The run's latest `RunFailed`: when and where it failed (the projection says how). */
-const occurrence = (run: EventStore.RunRecord) =>
+export const occurrence = (
+  run: EventStore.RunRecord
+): Effect.Effect<Occurrence, StoreError.StoreError | Event.UnknownEvent, EventStore.EventStore> =>
   Effect.map(Events.read(run.runId), (logged): Occurrence => {
     const failed = [...logged].reverse().find((e) => e.event._tag === "RunFailed")?.event
     const executions = Run.executions(logged.map((e) => e.event))
@@ -51,7 +53,7 @@ const occurrence = (run: EventStore.RunRecord) =>
       : { run, at: run.updatedAt, stepId: undefined, rule: undefined, executions }
   })
 
-const group = (occurrences: ReadonlyArray<Occurrence>): Array<Group> => {
+export const group = (occurrences: ReadonlyArray<Occurrence>): Array<Group> => {
   const byFingerprint = new Map<string, Array<Occurrence>>()
   for (const o of occurrences) {
     const key = o.run.failureFingerprint ?? ""
