@@ -22,5 +22,5 @@ export const report = Pipeline.make({
 
 const store = SqliteStore.layer({ filename: ".ledgerflow/ledger.db" })
 export const main = Engine.run(report, { account: "acme" }, { key: "acme-2026-11" }).pipe(
-  Effect.provide(Layer.mergeAll(Engine.layer().pipe(Layer.provideMerge(store)), Anthropic.layer()))
+  Effect.provide(Layer.mergeAll(Engine.layer().pipe(Layer.provide(store)), Anthropic.layer()))
 )
