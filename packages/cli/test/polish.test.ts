@@ -1,7 +1,6 @@
 /**
- * The CLI reads as a person expects: options say what they are for (not their type), usage lines start
- * with `ledgerflow`, a mistyped command gets a "did you mean", and `show --verbose` cuts long bodies
- * unless `--full`.
+ * The CLI reads as a person expects: a mistyped command gets a "did you mean", and `show --verbose` cuts
+ * long bodies unless `--full`. (What --help says of options and usage: help.test.ts.)
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Engine } from "@ledgerflow/core"
@@ -13,34 +12,12 @@ import { ledgerflow, tempDir } from "./fixtures/cli.js"
 import { flaky, layer } from "./fixtures/ledgerflow.config.js"
 import { withEnv } from "./fixtures/prepare.js"
 
-const commands = [[], ["runs"], ["show"], ["replay"], ["resume"], ["rollback"], ["failures"], ["export"], ["cost"], ["breaker"], ["breaker", "list"], ["breaker", "reset"]]
 const tree = new Map<string, ReadonlyArray<string>>([
   ["runs", []], ["show", []], ["replay", []], ["resume", []], ["breaker", ["list", "reset"]]
 ])
 
 // Each case spawns the built CLI; on a loaded 2-core machine a spawn can take many seconds.
 const slow = 240_000
-
-describe("--help", () => {
-  it("describes every option and argument in words of its own, with no type blurb; usage starts with ledgerflow and the command's path", async () => {
-    const results = await Promise.all(commands.map((command) => ledgerflow([...command, "--help"])))
-    results.forEach((result, i) => {
-      const name = ["ledgerflow", ...commands[i]!].join(" ")
-      expect(result.code, name).toBe(0)
-      for (const blurb of ["A user-defined piece of text.", "A true or false value.", "An integer."]) {
-        expect(result.stdout, name).not.toContain(blurb)
-      }
-      // Every option and argument block has a description paragraph after its name.
-      const at = result.stdout.indexOf("\nARGUMENTS") >= 0 ? result.stdout.indexOf("\nARGUMENTS") : result.stdout.indexOf("\nOPTIONS")
-      for (const block of result.stdout.slice(at).split(/\n(?=--|<|\(-)/).slice(1)) {
-        const description = block.split("\n").slice(1).filter((l) => l.trim() !== "" && l.trim() !== "This setting is optional.")
-        expect(description.length, `${name}: ${block}`).toBeGreaterThan(0)
-      }
-      const usage = result.stdout.split("USAGE\n\n")[1]!.split("\n")[0]!
-      expect(usage).toMatch(new RegExp(`^\\$ ${name}( |$)`))
-    })
-  }, slow)
-})
 
 describe("a mistyped command", () => {
   it("gets a did you mean, after the parser's list, exit 2", async () => {
