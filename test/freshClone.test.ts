@@ -30,11 +30,13 @@ describe("a fresh clone after pnpm install alone", () => {
       const root = await pn(["ledgerflow", "--help"], clone)
       expect(root.code, transcript(root)).toBe(0)
       expect(root.stdout).toContain("$ ledgerflow [--db PATH]")
-      const examples = await run("npx", ["ledgerflow", "--help"], { cwd: join(clone, "examples"), env })
+      // npx is npm's: it would warn of pnpm's store-dir setting, which only pnpm needs.
+      const npxEnv = { ...env, npm_config_store_dir: undefined }
+      const examples = await run("npx", ["ledgerflow", "--help"], { cwd: join(clone, "examples"), env: npxEnv })
       expect(examples.code, transcript(examples)).toBe(0)
       expect(examples.stdout).toContain("$ ledgerflow [--db PATH]")
 
-      const missing = await run("npx", ["ledgerflow", "show", "run_x", "--db", "nowhere.db"], { cwd: join(clone, "examples"), env })
+      const missing = await run("npx", ["ledgerflow", "show", "run_x", "--db", "nowhere.db"], { cwd: join(clone, "examples"), env: npxEnv })
       expect(missing.code).toBe(2)
       expect(missing.stderr.trimEnd().split("\n"), transcript(missing)).toHaveLength(1)
       expect(missing.stderr).not.toMatch(/\n\s+at /)
