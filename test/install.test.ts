@@ -174,5 +174,5 @@ describe("a team adds ledgerflow to its pnpm monorepo from a registry", () => {
       await registry.close()
       rmSync(tmp, { recursive: true, force: true })
     }
-  }, 25 * 60_000)
+  }, 30 * 60_000)
 })
