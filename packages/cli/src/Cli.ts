@@ -3,6 +3,7 @@
  * `--debug`) before or after its name; they are resolved once into `Globals` for the command's handler.
  */
 import { Command, ValidationError } from "@effect/cli"
+import * as HashMap from "effect/HashMap"
 import * as Effect from "effect/Effect"
 import * as Breaker from "./commands/breaker.js"
 import * as Cost from "./commands/cost.js"
@@ -16,6 +17,7 @@ import * as Show from "./commands/show.js"
 import * as Ui from "./commands/ui.js"
 import { type Flags, Globals, options as globalOptions, resolve } from "./internal/globals.js"
 import { describe } from "./internal/help.js"
+import type { Tree } from "./internal/suggest.js"
 import { version } from "./internal/version.js"
 
 type Help = Effect.Effect<never, ValidationError.ValidationError>
@@ -65,3 +67,7 @@ export const command = root.pipe(
 
 /** Parse `argv` (as `process.argv`: node, script, args...) and run the command it names. */
 export const run = Command.run(command, { name: "ledgerflow", version })
+
+/** The command tree by name (`breaker` → list, reset): for "did you mean" and the usage lines of `--help`. */
+const names = <Name extends string, R, E, A>(c: Command.Command<Name, R, E, A>) => [...HashMap.keys(Command.getSubcommands(c))]
+export const tree: Tree = new Map(names(command).map((name) => [name, name === "breaker" ? names(breakerTree) : []] as const))

@@ -13,7 +13,9 @@ import * as Layer from "effect/Layer"
 import * as Cli from "./Cli.js"
 import * as ExitCode from "./internal/exit.js"
 import { colourFor } from "./internal/globals.js"
+import { polish } from "./internal/help.js"
 import { defaultWidth, makeStyle, rewrap, stripAnsi } from "./internal/render.js"
+import { didYouMean } from "./internal/suggest.js"
 
 // `| head` closing the pipe early is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -26,13 +28,13 @@ const debug = process.argv.includes("--debug")
 
 /**
  * @effect/cli prints help and parse errors with colours and without wrapping: strip the colours where they
- * are off, and wrap to the terminal's width (80 columns when not a terminal).
+ * are off, polish the help (see `polish`), and wrap to the terminal's width (80 columns when not a terminal).
  */
 const consoleFor = (base: Console.Console): Console.Console => {
   const text = (stream: NodeJS.WriteStream) => {
     const colour = colourFor(stream)
     const width = defaultWidth(stream)
-    return (s: unknown) => typeof s === "string" ? rewrap(colour ? s : stripAnsi(s), width) : s
+    return (s: unknown) => typeof s === "string" ? rewrap(polish(colour ? s : stripAnsi(s), Cli.tree), width) : s
   }
   const out = text(process.stdout)
   const err = text(process.stderr)
@@ -47,7 +49,11 @@ const consoleFor = (base: Console.Console): Console.Console => {
 const program = Cli.run(process.argv).pipe(
   Effect.as(ExitCode.Success),
   Effect.catchAllCause((cause) => {
-    const report = ExitCode.report(cause, { debug, style: makeStyle(colourFor(process.stderr)) })
+    const report = ExitCode.report(cause, {
+      debug,
+      style: makeStyle(colourFor(process.stderr)),
+      didYouMean: () => didYouMean(process.argv.slice(2), Cli.tree)
+    })
     return Effect.as(
       Effect.sync(() => report.lines.forEach((line) => process.stderr.write(`${line}\n`))),
       report.code

@@ -79,10 +79,16 @@ describe("ledgerflow replay", () => {
 describe("a config whose layer cannot build (a missing API key)", () => {
   const failing = join(fixtures, "failing-layer.config.ts")
 
-  it("still replays, with a note: no step body runs in a replay", async () => {
+  it("still replays, with one short note: no step body runs in a replay", async () => {
     const result = await run(["--config", failing, "replay", prepared.divergent])
     expect(result.code).toBe(0)
     expect(result.stdout).toContain("identical")
+    expect(result.stderr).toBe("note: replaying without the config's layer, which did not build; a replay needs none (--verbose: why)\n")
+  })
+
+  it("says why the layer did not build with --verbose", async () => {
+    const result = await run(["--config", failing, "replay", prepared.divergent, "--verbose"])
+    expect(result.code).toBe(0)
     expect(result.stderr).toContain("note: the `layer` of")
     expect(result.stderr).toContain("failed to build: no API key: set FIXTURE_API_KEY; replaying without it")
   })

@@ -1,6 +1,6 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Engine, Event, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
-import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { withTime } from "./fixtures/clock.js"
 import { createHash } from "node:crypto"
 

@@ -3,9 +3,10 @@
  * step body runs) and report each step as served, reordered, diverged or not in the journal. Exit 1 on
  * divergence.
  */
-import { Command } from "@effect/cli"
+import { Command, Options } from "@effect/cli"
 import { Engine } from "@ledgerflow/core"
 import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 import * as Config from "../internal/config.js"
 import { CliError, Failed } from "../internal/exit.js"
 import * as format from "../internal/format.js"
@@ -28,7 +29,11 @@ const verdicts = {
 
 export const command = Command.make("replay", {
   ...globalOptions,
-  run: Run.argument
+  run: Run.argument,
+  verbose: Options.boolean("verbose").pipe(
+    Options.withAlias("v"),
+    Options.withDescription("Say why the config's layer did not build, when it did not (say, no ANTHROPIC_API_KEY).")
+  )
 }, (args) =>
   Store.provide(Effect.gen(function*() {
     const globals = yield* Globals
@@ -45,8 +50,16 @@ export const command = Command.make("replay", {
       `replaying ${run.runId}`,
       () =>
         Config.provide(config, engine.replay(pipeline, run.runId), {
-          withoutLayer: (why) =>
-            Output.note(globals.errStyle.yellow(`note: ${why}; replaying without it, as no step body runs in a replay`))
+          // A replay runs no step body, so a layer that cannot build (no API key, most often) is no
+          // reason to stop: one short line, and the whole reason with --verbose.
+          withoutLayer: (why, cause) =>
+            Output.note(globals.errStyle.yellow(
+              args.verbose
+                ? `note: ${why}; replaying without it, as no step body runs in a replay`
+                : `note: replaying without the config's layer, which did not build${
+                  Predicate.hasProperty(cause, "_tag") && typeof cause._tag === "string" ? ` (${cause._tag})` : ""
+                }; a replay needs none (--verbose: why)`
+            ))
         })
     )
     // Steps the table shows (diverged, or undone and not in the journal) need no second mention.
@@ -87,7 +100,8 @@ export const command = Command.make("replay", {
     "Re-execute a run's pipeline code against its log, with no side effects: every step is served from the log, none runs. Reports each step as served, reordered (served from another occurrence's completion of the same step and input: concurrent calls that started in another order), diverged (the code now calls it with another input) or not in the journal (the run never completed it). Needs the pipeline's code: see --config.",
     [
       { command: "ledgerflow replay run_0m8x2k", does: "check that today's code still agrees with what the run did" },
-      { command: "ledgerflow replay run_0m8x2k --config apps/etl/ledgerflow.config.ts", does: "with the pipelines of another config" }
+      { command: "ledgerflow replay run_0m8x2k --config apps/etl/ledgerflow.config.ts", does: "with the pipelines of another config" },
+      { command: "ledgerflow replay run_0m8x2k --verbose", does: "also say why the config's layer did not build, if it did not" }
     ],
     ["Exit 0 when the code and the log agree (or the run simply stopped early), 1 when they diverge."]
   )))

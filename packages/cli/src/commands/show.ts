@@ -40,7 +40,7 @@ const header = (run: EventStore.RunRecord, timeline: Timeline.Timeline, executio
   ], globals)
 }
 
-const events = (timeline: Timeline.Timeline, verbose: boolean, globals: GlobalsService) =>
+const events = (timeline: Timeline.Timeline, detail: { readonly verbose: boolean; readonly full: boolean }, globals: GlobalsService) =>
   table(
     [
       // Fixed widths for times: the table's shape does not depend on how long things took.
@@ -50,7 +50,7 @@ const events = (timeline: Timeline.Timeline, verbose: boolean, globals: GlobalsS
       { header: "EVENT", flex: true, wrap: true }
     ],
     timeline.rows
-      .filter((row) => verbose || row.tone !== "quiet")
+      .filter((row) => detail.verbose || row.tone !== "quiet")
       .flatMap((row): Array<ReadonlyArray<Cell>> => [
         [
           `+${format.duration(row.offset)}`,
@@ -58,7 +58,9 @@ const events = (timeline: Timeline.Timeline, verbose: boolean, globals: GlobalsS
           row.took === undefined ? "" : format.duration(row.took),
           { text: row.text, paint: paint(row.tone, globals.style) }
         ],
-        ...(verbose ? row.details.map((d): ReadonlyArray<Cell> => ["", "", "", { text: d, paint: globals.style.dim }]) : [])
+        ...(detail.verbose
+          ? row.details.map((d): ReadonlyArray<Cell> => ["", "", "", { text: detail.full ? d : format.clip(d), paint: globals.style.dim }])
+          : [])
       ]),
     globals
   )
@@ -89,7 +91,12 @@ export const command = Command.make("show", {
   run: Run.argument,
   verbose: Options.boolean("verbose").pipe(
     Options.withAlias("v"),
-    Options.withDescription("Also show lease changes, the run's input, and each step's input hash and output JSON.")
+    Options.withDescription(
+      `Also show lease changes, the run's input, and each step's input hash and output JSON (bodies cut at ${format.clipAt} characters).`
+    )
+  ),
+  full: Options.boolean("full").pipe(
+    Options.withDescription("With --verbose: print inputs and outputs whole, however long.")
   )
 }, (args) =>
   Store.provide(Effect.gen(function*() {
@@ -121,7 +128,7 @@ export const command = Command.make("show", {
     yield* Output.lines([
       ...header(run, timeline, executions, globals),
       "",
-      ...events(timeline, args.verbose, globals),
+      ...events(timeline, { verbose: args.verbose || args.full, full: args.full }, globals),
       ...(timeline.steps.length > 0 ? ["", ...steps(timeline, globals)] : []),
       "",
       ...totals
@@ -131,6 +138,7 @@ export const command = Command.make("show", {
     [
       { command: "ledgerflow show run_0m8x2k", does: "the timeline of the run whose id starts with run_0m8x2k" },
       { command: "ledgerflow show run_0m8x2k --verbose", does: "with each step's input hash and output JSON" },
+      { command: "ledgerflow show run_0m8x2k --verbose --full", does: "with long outputs printed whole" },
       { command: "ledgerflow show run_0m8x2k --json | jq .steps", does: "each step's attempts, state and tokens, as JSON" }
     ],
     ["Times are offsets from the run's start. --json prints one object: the run, its steps, tokens spent and saved, and its events (as `ledgerflow export` writes them)."]

@@ -140,7 +140,7 @@ class LayerFailed extends Data.TaggedError("LayerFailed")<{ readonly cause: unkn
 export const provide = <A, E>(
   config: Config,
   effect: Effect.Effect<A, E, Services>,
-  options: { readonly withoutLayer?: (why: string) => Effect.Effect<void> } = {}
+  options: { readonly withoutLayer?: (why: string, cause: unknown) => Effect.Effect<void> } = {}
 ): Effect.Effect<A, E | CliError, Engine.Engine | EventStore.EventStore> => {
   const layer = config.layer
   const provided: Effect.Effect<A, E | CliError, Services> = layer === undefined
@@ -151,7 +151,7 @@ export const provide = <A, E>(
         const why = `the \`layer\` of ${config.file} failed to build: ${firstLine(error.cause)}`
         return options.withoutLayer === undefined
           ? Effect.fail(badInput(why, error.cause))
-          : Effect.zipRight(options.withoutLayer(why), effect)
+          : Effect.zipRight(options.withoutLayer(why, error.cause), effect)
       })
     )
   return provided.pipe(

@@ -86,14 +86,25 @@ export const fromError = (error: unknown): CliError => {
 }
 
 /** Turn whatever a command ended with into an exit code and what to print. */
-export const report = (cause: Cause.Cause<unknown>, options: { readonly debug: boolean; readonly style: Style }): Report => {
+export const report = (
+  cause: Cause.Cause<unknown>,
+  options: {
+    readonly debug: boolean
+    readonly style: Style
+    /** For a command the parser did not recognise: the one that was probably meant. */
+    readonly didYouMean?: () => string | undefined
+  }
+): Report => {
   const { debug, style } = options
   const detail = debug ? [style.dim(Cause.pretty(cause, { renderErrorCause: true }))] : []
   if (Cause.isInterruptedOnly(cause)) return { code: 130, lines: [] }
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     // The parser has printed its own message (and the help, when asked for).
-    if (ValidationError.isValidationError(failure.value)) return { code: BadInput, lines: detail }
+    if (ValidationError.isValidationError(failure.value)) {
+      const meant = ValidationError.isCommandMismatch(failure.value) ? options.didYouMean?.() : undefined
+      return { code: BadInput, lines: [...(meant === undefined ? [] : [`did you mean \`${meant}\`?`]), ...detail] }
+    }
     const error = fromError(failure.value)
     return { code: error.code, lines: [...(error.message === "" ? [] : [line(style, error.message)]), ...detail] }
   }

@@ -57,3 +57,10 @@ export const json = (value: unknown): string => {
     return String(value)
   }
 }
+
+/** How much of a long body (a step's input or output JSON) `show --verbose` prints without `--full`. */
+export const clipAt = 200
+
+/** A long text cut to `max` characters, saying how much was left out and how to see it. */
+export const clip = (text: string, max: number = clipAt): string =>
+  text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters; --full shows all)`
