@@ -41,3 +41,14 @@ export const acquireRefused = (
       // Not expired-blocked, token unchanged: another worker holds the row, taking the run over right now.
       : `run ${request.runId} is being taken over by another worker`
   })
+
+/** A run filter as SQL conditions on the `runs` table, with their parameters (`?` placeholders). */
+export const runFilterWhere = (filter: EventStore.RunFilter): Array<[string, unknown]> => {
+  const where: Array<[string, unknown]> = []
+  if (filter.status !== undefined) where.push(["status = ?", filter.status])
+  if (filter.pipeline !== undefined) where.push(["pipeline = ?", filter.pipeline])
+  if (filter.version !== undefined) where.push(["version = ?", filter.version])
+  if (filter.key !== undefined) where.push(["key = ?", filter.key])
+  if (filter.since !== undefined) where.push(["updated_at >= ?", filter.since])
+  return where
+}

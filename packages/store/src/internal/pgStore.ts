@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type pg from "pg"
-import { acquireRefused, createdRun } from "./outcomes.js"
+import { acquireRefused, createdRun, runFilterWhere } from "./outcomes.js"
 import { storeError } from "./pgErrors.js"
 import type { Writer } from "./pgWriter.js"
 import { DamagedRow, decodeRun, type EventRow, RunRow, toFoldRow, toStoredEvent } from "./rows.js"
@@ -379,14 +379,7 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
     findByPrefix: (prefix, limit) =>
       list(`lookup of runs whose id starts with ${prefix}`, [["run_id LIKE ?", likePrefix(prefix)]], limit),
 
-    listRuns: (filter) => {
-      const where: Array<[string, unknown]> = []
-      if (filter.status !== undefined) where.push(["status = ?", filter.status])
-      if (filter.pipeline !== undefined) where.push(["pipeline = ?", filter.pipeline])
-      if (filter.version !== undefined) where.push(["version = ?", filter.version])
-      if (filter.key !== undefined) where.push(["key = ?", filter.key])
-      if (filter.since !== undefined) where.push(["updated_at >= ?", filter.since])
-      return list("listing of runs", where, filter.limit)
-    }
+    listRuns: (filter) =>
+      list("listing of runs", runFilterWhere(filter), filter.limit)
   }
 }

@@ -10,7 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { storeError } from "./errors.js"
-import { acquireRefused, createdRun } from "./outcomes.js"
+import { acquireRefused, createdRun, runFilterWhere } from "./outcomes.js"
 import {
   decodeRun,
   eventColumns,
@@ -343,15 +343,8 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
         `ORDER BY created_at DESC, run_id DESC${limitClause(limit)}`
       ),
 
-    listRuns: (filter) => {
-      const where: Array<[string, unknown]> = []
-      if (filter.status !== undefined) where.push(["status = ?", filter.status])
-      if (filter.pipeline !== undefined) where.push(["pipeline = ?", filter.pipeline])
-      if (filter.version !== undefined) where.push(["version = ?", filter.version])
-      if (filter.key !== undefined) where.push(["key = ?", filter.key])
-      if (filter.since !== undefined) where.push(["updated_at >= ?", filter.since])
-      return list("listing of runs", where, `ORDER BY created_at DESC, run_id DESC${limitClause(filter.limit)}`)
-    }
+    listRuns: (filter) =>
+      list("listing of runs", runFilterWhere(filter), `ORDER BY created_at DESC, run_id DESC${limitClause(filter.limit)}`)
   }
 }
 
