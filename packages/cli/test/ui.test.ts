@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { join } from "node:path"
+import { usd } from "../src/commands/cost.js"
 import { ledgerflow, ndjson, tempDir, uniquePrefix } from "./fixtures/cli.js"
 import { allIds, type Prepared, prepare } from "./fixtures/prepare.js"
 import { type Served, serveUi } from "./fixtures/ui.js"
@@ -40,8 +41,15 @@ describe("ledgerflow ui: the runs page", () => {
     const page = await get("/")
     expect(page.status).toBe(200)
     expect(page.type).toContain("text/html")
-    const cli = ndjson((await ledgerflow(["--db", db, "runs", "--json", "--limit", "0"])).stdout).map((r) => r["runId"])
+    const rows = ndjson((await ledgerflow(["--db", db, "runs", "--json", "--limit", "0"])).stdout)
+    const cli = rows.map((r) => r["runId"])
     expect(linkedRuns(page.body)).toEqual(cli)
+    // Each run's deliveries, as the command counts them, in the table's Deliveries column.
+    expect(page.body).toContain(`<th scope="col" class="num">Deliveries</th>`)
+    for (const row of rows) {
+      const cells = new RegExp(`<a href="/runs/${String(row["runId"])}"[^]*?</tr>`).exec(page.body)?.[0] ?? ""
+      expect([...cells.matchAll(/<td class="num">([^<]*)<\/td>/g)][0]?.[1]).toBe(String(row["deliveries"]))
+    }
     expect(new Set(cli)).toEqual(new Set(allIds(prepared)))
     expect(page.body).toContain("<h1>Runs</h1>")
     // While the page is open it asks for changes: it carries the time it was rendered.
@@ -164,6 +172,10 @@ describe("ledgerflow ui: cost", () => {
         const spent = row["spent"] as { usd: number; inputTokens: number; outputTokens: number }
         const share = row["share"] as { inputTokens: number }
         const got = cells(page.body, String(row["group"]))
+        // Spent, in and out tokens, share, then saved, held and wasted: the command's money, to the cent.
+        expect(got.slice(4), `${by} ${String(row["group"])}`).toEqual(
+          (["saved", "held", "wasted"] as const).map((m) => usd(Number((row[m] as { usd: string }).usd)))
+        )
         expect(got.slice(1, 4), `${by} ${String(row["group"])}`).toEqual([
           spent.inputTokens.toLocaleString("en-US"),
           spent.outputTokens.toLocaleString("en-US"),

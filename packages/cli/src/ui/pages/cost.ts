@@ -15,20 +15,18 @@ export const parameters = ["by", "pipeline", "since"] as const
 
 const groupings = ["step", "model", "pipeline", "key", "run"] as const
 
-/**
- * The figures a report splits the money into. `held` (paid completions of failed runs that a resume
- * would serve) joins as one more entry when the ledger reports it.
- */
+/** The figures a report splits the money into, as `ledgerflow cost` does. */
 const measures: ReadonlyArray<{
   readonly key: string
   readonly label: string
   readonly tone: "info" | "ok" | "warn" | "fail"
   readonly colour: string
-  readonly of: (row: Pick<CostLedger.Row, "spent" | "saved" | "wasted">) => CostLedger.Tally
+  readonly of: (row: Pick<CostLedger.Row, "spent" | "saved" | "held" | "wasted">) => CostLedger.Tally
   readonly what: string
 }> = [
   { key: "spent", label: "Spent", tone: "info", colour: "#0969da", of: (r) => r.spent, what: "every attempt's usage: the bill" },
   { key: "saved", label: "Saved", tone: "ok", colour: "#1a7f37", of: (r) => r.saved, what: "served from the log instead of paid again" },
+  { key: "held", label: "Held", tone: "warn", colour: "#9a6700", of: (r) => r.held, what: "paid by failed runs, kept for a resume" },
   { key: "wasted", label: "Wasted", tone: "fail", colour: "#cf222e", of: (r) => r.wasted, what: "paid results thrown away" }
 ]
 
@@ -79,7 +77,7 @@ ${
 <h2>Dollars by ${by}</h2>
 ${
         Charts.bars({
-          title: `Spent, saved and wasted dollars by ${by}`,
+          title: `Spent, saved, held and wasted dollars by ${by}`,
           description: report.rows.map((r) => `${r.group}: ${measures.map((m) => `${m.key} ${usd(m.of(r).usd)}`).join(", ")}`).join("; "),
           series: measures.map((m) => ({ key: m.key, label: m.label, colour: m.colour })),
           rows: report.rows.map((r) => ({
@@ -110,6 +108,19 @@ ${
       }</td><td class="num">100%</td>${measures.slice(1).map((m) => html`<td class="num">${usd(m.of(t).usd)}</td>`)}</tr>
 </tbody>
 </table></div>
+${
+        report.holding.length > 0
+          ? html`<h2>Held by failed runs</h2>
+<p>Paid completions that a resume would serve for nothing; a rollback or a cancel turns them into waste.</p>
+<ul class="holding">${
+            report.holding.map((h) =>
+              html`<li><a class="mono" href="/runs/${h.runId}">${h.runId}</a> ${h.pipeline} (key <span class="mono">${h.key}</span>, ${h.status}): ${
+                usd(h.held.usd)
+              } held · <code>ledgerflow resume ${h.runId}</code> or <code>ledgerflow rollback ${h.runId}</code></li>`
+            )
+          }</ul>`
+          : ""
+      }
 ${t.unpriced.length > 0 ? html`<p>Unpriced models (tokens counted, dollars not): ${t.unpriced.join(", ")}.</p>` : ""}
 <h2>Findings</h2>
 ${

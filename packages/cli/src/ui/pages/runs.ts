@@ -33,15 +33,17 @@ const money = (row: Row, of: (r: CostLedger.Row) => CostLedger.Tally): string =>
   row.cost === undefined ? "–" : usd(of(row.cost).usd)
 
 /**
- * The table's columns. A new figure of the run projection (deliveries, held) is one more entry here.
+ * The table's columns. A new figure of the run projection is one more entry here.
  */
 const columns: ReadonlyArray<Column> = [
   { header: "Run", cell: (r) => html`<a href="/runs/${r.run.runId}" class="mono">${r.run.runId}</a>` },
   { header: "Status", cell: (r) => badge(Run.statusText(r.run), statusTone(r.run.status)) },
   { header: "Pipeline", cell: (r) => Run.label(r.run) },
   { header: "Key", cell: (r) => html`<span class="mono">${r.run.key}</span>` },
+  { header: "Deliveries", numeric: true, cell: (r) => format.count(r.run.deliveries) },
   { header: "Spent", numeric: true, cell: (r) => money(r, (c) => c.spent) },
   { header: "Saved", numeric: true, cell: (r) => money(r, (c) => c.saved) },
+  { header: "Held", numeric: true, cell: (r) => money(r, (c) => c.held) },
   { header: "Wasted", numeric: true, cell: (r) => money(r, (c) => c.wasted) },
   {
     header: "Updated",
