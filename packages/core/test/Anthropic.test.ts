@@ -238,7 +238,7 @@ layer(AnthropicStandIn.layer())("Anthropic.messageStep against the stand-in, wit
           step: "extract",
           fingerprint: "{tags:[string],title:string}",
           count: 2,
-          wasted: { usd: (1800 * 3 + 80 * 15) / 1e6, inputTokens: 1800, outputTokens: 80, cacheWriteTokens: 0, cacheReadTokens: 0, calls: 2 },
+          wasted: { usd: (1800 * 3 + 80 * 15) / 1e6, usdExact: "0.0066", inputTokens: 1800, outputTokens: 80, cacheWriteTokens: 0, cacheReadTokens: 0, calls: 2 },
           runs: [expect.stringMatching(/^run_/)],
           firstAt: expect.any(Number),
           lastAt: expect.any(Number)
