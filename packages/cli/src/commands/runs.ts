@@ -67,6 +67,7 @@ export const command = Command.make("runs", {
         { header: "STATUS" },
         { header: "PIPELINE", max: 24 },
         { header: "KEY", flex: true },
+        { header: "DELIVERIES", align: "right" },
         { header: "AGE", align: "right", min: 3 }
       ],
       shown.map((run) => [
@@ -74,6 +75,7 @@ export const command = Command.make("runs", {
         Run.statusCell(run.status, globals.style),
         Run.label(run),
         run.key,
+        String(run.deliveries),
         format.age(now - run.updatedAt)
       ]),
       globals
@@ -82,7 +84,7 @@ export const command = Command.make("runs", {
       yield* Output.note(`showing the ${shown.length} most recent runs; --limit N shows more, --limit 0 all`)
     }
   }))).pipe(Command.withDescription(describe(
-    "List the runs in the store, newest first: id, status, pipeline and version, key, and how long ago it last changed (AGE). `ledgerflow failures` groups the failed ones by cause.",
+    "List the runs in the store, newest first: id, status, pipeline and version, key, how many times it was started by key (DELIVERIES: a redelivery of a finished or failed key executes nothing), and how long ago it last changed (AGE). `ledgerflow failures` groups the failed ones by cause.",
     [
       { command: "ledgerflow runs", does: "the 50 most recent runs" },
       { command: "ledgerflow runs --status failed --since 2h", does: "what failed in the last two hours" },
