@@ -29,6 +29,14 @@ export interface Server {
 /** Start a throw-away server; `postgresFlags` adds settings (`-c name=value`). */
 export const startServer = async (options: { readonly postgresFlags?: ReadonlyArray<string> } = {}): Promise<Server> => {
   // The server runs as the `postgres` user (initdb refuses root): the folder must be reachable by it.
+  // Its binaries live in this checkout's node_modules: a clone under a 0700 folder (mktemp -d, as CI's may
+  // be) would hide them from it, so, as root, let others traverse the checkout's ancestors (x only, no read).
+  if (process.getuid?.() === 0) {
+    for (let dir = process.cwd(); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      const mode = fs.statSync(dir).mode
+      if ((mode & 0o001) === 0) fs.chmodSync(dir, (mode & 0o7777) | 0o001)
+    }
+  }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-pg-"))
   fs.chmodSync(root, 0o755)
   const password = "pg-test-pw-7f3"
