@@ -18,6 +18,8 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Failure from "./Failure.js"
 import * as internal from "./internal/anthropic.js"
+import * as Tracing from "./internal/tracing.js"
+import * as Pricing from "./Pricing.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import * as Step from "./Step.js"
 import { Usage } from "./Usage.js"
@@ -241,7 +243,20 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
     Effect.gen(function*() {
       const { client } = yield* AnthropicClient
       const { params } = request(input)
-      const message = yield* call(client, params, options.stream === true)
+      const message = yield* call(client, params, options.stream === true).pipe(
+        Effect.tap((reply) => Tracing.annotate(true, replyAttributes(reply))),
+        Tracing.traced(`chat ${options.model}`, {
+          kind: "client",
+          attributes: {
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": options.model,
+            "gen_ai.request.max_tokens": options.maxTokens,
+            "ledgerflow.step_id": context.stepId,
+            "ledgerflow.attempt": context.attempt
+          }
+        })
+      )
       const usage = new Usage({
         model: message.model || options.model,
         inputTokens: message.usage.input_tokens,
@@ -251,6 +266,8 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
       })
       // Reported before anything below can fail: the call is paid, whatever becomes of its reply.
       yield* context.reportUsage(usage)
+      const priced = Pricing.cost(Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.defaultTable), usage)
+      if (priced._tag === "Priced") yield* Effect.annotateCurrentSpan("ledgerflow.cost.usd", priced.usd)
       const ceiling = options.contextCeiling
       const contextTokens = usage.inputTokens + usage.cacheWriteTokens + usage.cacheReadTokens
       if (ceiling !== undefined && contextTokens > ceiling) {
@@ -342,6 +359,17 @@ const descriptionOf = (schema: Schema.Schema.Any): string | undefined =>
   Option.getOrUndefined(SchemaAST.getDescriptionAnnotation(schema.ast))
 
 /** One Messages API call, as an Effect: interrupting it aborts the request. Errors are classified. */
+/** A reply's OpenTelemetry GenAI attributes: the model that answered, its id, and the tokens billed. */
+const replyAttributes = (reply: AnthropicSdk.Message): Record<string, unknown> => ({
+  "gen_ai.response.model": reply.model,
+  "gen_ai.response.id": reply.id,
+  "gen_ai.usage.input_tokens": reply.usage.input_tokens,
+  "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+  "gen_ai.usage.cache_read.input_tokens": reply.usage.cache_read_input_tokens ?? 0,
+  "gen_ai.usage.cache_creation.input_tokens": reply.usage.cache_creation_input_tokens ?? 0,
+  ...(reply.stop_reason !== null ? { "gen_ai.response.finish_reasons": [reply.stop_reason] } : {})
+})
+
 const call = (
   client: AnthropicSdk,
   params: AnthropicSdk.MessageCreateParamsNonStreaming,

@@ -10,67 +10,27 @@ import * as Schema from "effect/Schema"
 import type * as Failure from "./Failure.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import { RunContext } from "./RunContext.js"
-import type { Usage } from "./Usage.js"
+import {
+  type CompensationContext,
+  type Definition,
+  type Estimate,
+  type StepContext,
+  type StepError,
+  validateName
+} from "./StepDefinition.js"
 
-/** What a step's body knows about the attempt it is running. */
-export interface StepContext {
-  readonly runId: string
-  /** The step's identity in its run: `name#occurrence`, or `name[key]` for keyed calls. */
-  readonly stepId: string
-  /** 1 for the first attempt; numbered on across retries, resumes and processes. */
-  readonly attempt: number
-  /** Stable across attempts and processes (`runId/stepId`): pass it to providers that deduplicate. */
-  readonly idempotencyKey: string
-  /** Record the tokens this attempt spent; they are journaled with the attempt, whatever its outcome. */
-  readonly reportUsage: (usage: Usage) => Effect.Effect<void>
-  /**
-   * Record something worth a look (e.g. `ContextOverCeiling`); journaled as a `StepFinding` event in the
-   * same append as the attempt's outcome, whatever it is.
-   */
-  readonly reportFinding: (finding: Finding) => Effect.Effect<void>
-}
-
-/** An observation about one attempt, journaled with it: a waste pattern, a guard that tripped. */
-export interface Finding {
-  /** What kind of finding, e.g. `ContextOverCeiling`. */
-  readonly kind: string
-  readonly message: string
-  /** The limit that was passed, and the value seen (e.g. a token ceiling and the input tokens). */
-  readonly limit?: number
-  readonly actual?: number
-}
-
-/** What a paid step expects to spend: checked against the run's budget before its body runs. */
-export interface Estimate {
-  readonly model: string
-  readonly inputTokens: number
-  readonly outputTokens: number
-}
-
-/** The ways a step call can fail inside a pipeline. */
-export type StepError = Failure.Failure | StepDiverged | DuplicateStepName
-
-/** The journal holds a completion for this step identity with another input: the code changed. */
-export class StepDiverged extends Schema.TaggedError<StepDiverged>()("StepDiverged", {
-  runId: Schema.String,
-  stepId: Schema.String,
-  /** The input hash the journal recorded, or absent when the journal has no such step. */
-  expectedInputHash: Schema.optional(Schema.String),
-  actualInputHash: Schema.String,
-  message: Schema.String
-}) {}
-
-/**
- * Two different steps (two `Step.make` values) share one name in a run: their journal entries would be
- * mistaken for each other. Refused at the second one's first call; the same step called twice is fine.
- */
-export class DuplicateStepName extends Schema.TaggedError<DuplicateStepName>()("DuplicateStepName", {
-  runId: Schema.String,
-  /** The shared name, and the id the second step's call would have had. */
-  name: Schema.String,
-  stepId: Schema.String,
-  message: Schema.String
-}) {}
+export {
+  type Codec,
+  type CompensationContext,
+  type Definition,
+  DuplicateStepName,
+  type Estimate,
+  type Finding,
+  type StepContext,
+  StepDiverged,
+  type StepError,
+  validateName
+} from "./StepDefinition.js"
 
 export interface Options<I, IE, O, OE, E, R> {
   /** Unique within a pipeline; with the call's occurrence (or `key`) it identifies the step in the log. */
@@ -122,57 +82,17 @@ export interface Options<I, IE, O, OE, E, R> {
   readonly driftCap?: number
 }
 
-/** What a compensation knows about itself. */
-export interface CompensationContext {
-  readonly runId: string
-  readonly stepId: string
-  readonly attempt: number
-  /** Stable across attempts and processes: `runId/stepId/compensate`. */
-  readonly idempotencyKey: string
-}
-
 export interface CallOptions {
   /** An explicit identity for dynamic fan-out: `name[key]` instead of `name#occurrence`. */
   readonly key?: string
 }
 
-/** The step's Schemas compiled once: encoding validates, decoding serves journaled outputs. */
-export interface Codec<I, O> {
-  readonly encodeInput: (input: I) => Either.Either<unknown, ParseResult.ParseError>
-  readonly encodeOutput: (output: O) => Either.Either<unknown, ParseResult.ParseError>
-  readonly decodeOutput: (encoded: unknown) => Either.Either<O, ParseResult.ParseError>
-}
-
-/** A step value. Call it with its input inside a pipeline to get an Effect. */
-export interface Step<I, O, E, R> {
+/** A step value: its definition, callable with its input inside a pipeline to get an Effect. */
+export interface Step<I, O, E, R> extends Definition<I, O, E, R> {
   (input: I, options?: CallOptions): Effect.Effect<O, StepError, R | RunContext>
-  readonly name: string
-  readonly codec: Codec<I, O>
-  readonly retry: RetryPolicy.RetryPolicy
-  readonly classify: ((error: E) => Failure.Failure) | undefined
-  readonly run: (input: I, context: StepContext) => Effect.Effect<O, E, R>
-  readonly compensate: ((output: O, input: I, context: CompensationContext) => Effect.Effect<void, unknown, R>) | undefined
-  readonly compensateRetry: RetryPolicy.RetryPolicy
-  readonly keepOnRollback: boolean
-  readonly irreversible: boolean
-  readonly reconcile: ((input: I, idempotencyKey: string) => Effect.Effect<Option.Option<O>, unknown, R>) | undefined
-  readonly estimate: ((input: I) => Estimate) | undefined
-  readonly driftCap: number
 }
 
 const noInput: Either.Either<unknown, ParseResult.ParseError> = Either.right(null)
-
-const forbidden = /[#[\]\s/]/
-
-/** Check a step name or key; the message says what is wrong and what to do. */
-export const validateName = (what: "step name" | "step key" | "pipeline name", value: string): string | undefined =>
-  value.length === 0
-    ? `${what} must not be empty`
-    : value.length > 200
-    ? `${what} "${value.slice(0, 40)}…" is longer than 200 characters`
-    : forbidden.test(value)
-    ? `${what} "${value}" contains one of '#', '[', ']', '/' or whitespace; they delimit step ids in the log: use letters, digits, '-', '_', '.' or ':'`
-    : undefined
 
 /**
  * Define a step. Throws at definition time if the name is unusable: that is a bug in the pipeline's code,
@@ -197,7 +117,7 @@ export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): 
   // A step without an input Schema takes no input, journaled as null.
   const encodeInput = options.input === undefined ? () => noInput : Schema.encodeEither(options.input)
   const call = (value: I, options?: CallOptions): Effect.Effect<O, StepError, R | RunContext> =>
-    Effect.flatMap(RunContext, (ctx) => ctx.runner.call(self, value, options?.key))
+    Effect.flatMap(RunContext, (run) => run.call(self, value, options?.key))
   // A function's own `name` is read-only: define it rather than assign it.
   Object.defineProperty(call, "name", { value: options.name })
   const self: Step<I, O, E, R> = Object.assign(call, {

@@ -28,14 +28,21 @@ export class CliError extends Data.TaggedError("CliError")<{
 export const badInput = (message: string, cause?: unknown) => new CliError({ code: BadInput, message, cause })
 export const failed = (message: string, cause?: unknown) => new CliError({ code: Failed, message, cause })
 
-/** ledgerflow's own errors, by tag: which exit code, and an optional hint after their message. */
-const known: Record<string, { readonly code: Code; readonly hint?: string }> = {
+/**
+ * ledgerflow's own errors, by tag: which exit code, and an optional hint after their message — the command
+ * to type, which the library's own message does not know.
+ */
+const known: Record<string, { readonly code: Code; readonly hint?: string | ((error: unknown) => string | undefined) }> = {
   // The store or the input is wrong: nothing was done.
   NotALedgerflowStore: { code: BadInput },
   StoreTooNew: { code: BadInput },
-  RunNotFound: { code: BadInput },
+  RunNotFound: {
+    code: BadInput,
+    // Not for an ambiguous prefix: there the message already says to type more of the id.
+    hint: (error) => messageOf(error).startsWith("no run has the id") ? "list runs with `ledgerflow runs`" : undefined
+  },
   UnknownEvent: { code: BadInput },
-  RunNotResumable: { code: BadInput },
+  RunNotResumable: { code: BadInput, hint: "see what happened with `ledgerflow show <run>`, then `ledgerflow resume` or `ledgerflow rollback` it" },
   PipelineMismatch: { code: BadInput },
   InvalidInput: { code: BadInput },
   InvalidKey: { code: BadInput },
@@ -81,7 +88,8 @@ export const fromError = (error: unknown): CliError => {
   const entry = tag === undefined ? undefined : known[tag]
   if (entry === undefined) return new CliError({ code: Failed, message: oneLine(messageOf(error)), cause: error })
   const kind = tag === "Transient" || tag === "Deterministic" ? `${tag.toLowerCase()} failure: ` : ""
-  const text = `${kind}${oneLine(messageOf(error))}${entry.hint !== undefined ? `; ${entry.hint}` : ""}`
+  const hint = typeof entry.hint === "function" ? entry.hint(error) : entry.hint
+  const text = `${kind}${oneLine(messageOf(error))}${hint !== undefined ? `; ${hint}` : ""}`
   return new CliError({ code: entry.code, message: text, cause: error })
 }
 

@@ -6,7 +6,7 @@
 import * as Failure from "../Failure.js"
 import type { Budget } from "../Pipeline.js"
 import * as Pricing from "../Pricing.js"
-import type { Estimate, Step } from "../Step.js"
+import type { Definition, Estimate } from "../StepDefinition.js"
 import type * as Journal from "../Journal.js"
 import { Usage } from "../Usage.js"
 
@@ -46,7 +46,7 @@ export class BudgetTracker {
    * fail with, before anything is paid.
    */
   reserve<I, O, E, R>(
-    step: Step<I, O, E, R>,
+    step: Definition<I, O, E, R>,
     input: I,
     stepId: string
   ): Reservation | Failure.Deterministic {

@@ -1,0 +1,108 @@
+/**
+ * A step call's identity in its run, and what the journal holds for it. `Calls` keeps the bookkeeping of
+ * one execution (which step value owns each name, occurrence counters, entries already taken); `match` is
+ * the pure rule deciding whether a call is served, has diverged, or must execute.
+ */
+import * as Failure from "../Failure.js"
+import * as Journal from "../Journal.js"
+import { DuplicateStepName, validateName } from "../StepDefinition.js"
+
+export type Match =
+  | { readonly _tag: "Served"; readonly entry: Journal.StepEntry; readonly reordered: boolean }
+  | { readonly _tag: "Diverged"; readonly entry: Journal.StepEntry }
+  | { readonly _tag: "Execute"; readonly prior: Journal.StepEntry | undefined }
+
+/** What a call is matched on. */
+export interface CallIdentity {
+  readonly stepId: string
+  readonly name: string
+  readonly inputHash: string
+  /** Made off the pipeline's own fiber with no explicit key: another occurrence's completion may serve it. */
+  readonly concurrent: boolean
+}
+
+/**
+ * Serve a completion of this identity not yet taken, with the same input. Failing that, and only for a
+ * concurrent call: a free completion of the same step and input under another occurrence (concurrent calls
+ * that started in another order) — never for an explicit key (it names one entry exactly) nor for
+ * sequential code (there, another order is a change of the code). A completion with another input has
+ * diverged; anything else executes, with the entry's history (`prior`) if it has one.
+ */
+export const match = (
+  call: CallIdentity,
+  entry: Journal.StepEntry | undefined,
+  isClaimed: (stepId: string) => boolean,
+  moved: () => Journal.StepEntry | undefined
+): Match => {
+  const completed = entry !== undefined && Journal.isCompleted(entry)
+  if (completed && !isClaimed(call.stepId) && entry.inputHash === call.inputHash) {
+    return { _tag: "Served", entry, reordered: false }
+  }
+  const other = call.concurrent ? moved() : undefined
+  if (other !== undefined) return { _tag: "Served", entry: other, reordered: true }
+  if (completed) return { _tag: "Diverged", entry }
+  return { _tag: "Execute", prior: entry }
+}
+
+/** The identities and claims of one execution's step calls. */
+export class Calls {
+  private readonly occurrences = new Map<string, number>()
+  /** The step value that owns each name in this run: another value with the same name is refused. */
+  private readonly owners = new Map<string, object>()
+  /** Journal entries a call of this execution has taken (served or executed). */
+  private readonly claimed = new Set<string>()
+  private byNameHash: Map<string, Array<Journal.StepEntry>> | undefined
+  readonly isClaimed = (stepId: string) => this.claimed.has(stepId)
+
+  constructor(private readonly runId: string, private readonly steps: ReadonlyMap<string, Journal.StepEntry>) {}
+
+  /** The call's step id (`name#occurrence` taken in call order, or `name[key]`), or why it is refused. */
+  identify(step: { readonly name: string }, key: string | undefined): string | DuplicateStepName | Failure.Deterministic {
+    const owner = this.owners.get(step.name)
+    if (owner === undefined) this.owners.set(step.name, step)
+    else if (owner !== step) return this.duplicate(step.name, key)
+    if (key === undefined) {
+      // The occurrence is taken when the call starts, in program order, never when a step completes.
+      const n = this.occurrences.get(step.name) ?? 0
+      this.occurrences.set(step.name, n + 1)
+      return `${step.name}#${n}`
+    }
+    const problem = validateName("step key", key)
+    if (problem !== undefined) return Failure.deterministic(`step ${step.name}: ${problem}`, { rule: "invalid-key" })
+    return `${step.name}[${key}]`
+  }
+
+  match(call: CallIdentity): Match {
+    return match(call, this.steps.get(call.stepId), this.isClaimed, () => this.unclaimedCompletion(call.name, call.inputHash))
+  }
+
+  claim(stepId: string): void {
+    this.claimed.add(stepId)
+  }
+
+  private unclaimedCompletion(name: string, inputHash: string): Journal.StepEntry | undefined {
+    if (this.byNameHash === undefined) {
+      this.byNameHash = new Map()
+      for (const e of this.steps.values()) {
+        // Keyed entries (`name[key]`) are matched by their key only.
+        if (!Journal.isCompleted(e) || e.stepId.endsWith("]")) continue
+        const k = `${e.name}\u0000${e.inputHash}`
+        const list = this.byNameHash.get(k)
+        if (list === undefined) this.byNameHash.set(k, [e])
+        else list.push(e)
+      }
+    }
+    return this.byNameHash.get(`${name}\u0000${inputHash}`)?.find((e) => !this.claimed.has(e.stepId))
+  }
+
+  private duplicate(name: string, key: string | undefined): DuplicateStepName {
+    const stepId = key === undefined ? `${name}#${this.occurrences.get(name) ?? 0}` : `${name}[${key}]`
+    return new DuplicateStepName({
+      runId: this.runId,
+      name,
+      stepId,
+      message:
+        `two different steps are named "${name}" in run ${this.runId}: their journal entries would be mistaken for each other; give each Step.make its own name (calling one step value twice is fine)`
+    })
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Spans only where someone receives them. A program that provided no tracer runs under Effect's default
+ * one, which keeps its spans in memory and exports nowhere; making them cost ~40% of a step's CPU in
+ * `pnpm bench` (a span object, its attributes, a captured stack trace per step and attempt). So a run makes
+ * spans only when a tracer was provided (e.g. `@effect/opentelemetry`'s layer), and never captures stacks.
+ */
+import * as Effect from "effect/Effect"
+import type * as Tracer from "effect/Tracer"
+
+// The tracer of a program that provided none: read once from Effect's default services (a plain read, no
+// effect runs; `Effect.tracer` has no requirements).
+const defaultTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+
+/** Whether spans made now reach a tracer someone provided. */
+export const enabled: Effect.Effect<boolean> = Effect.map(Effect.tracer, (tracer) => tracer !== defaultTracer)
+
+export interface SpanOptions {
+  readonly attributes?: Readonly<Record<string, unknown>>
+  readonly kind?: Tracer.SpanKind
+  readonly parent?: Tracer.AnySpan | undefined
+}
+
+/** `effect` in a span, when traced (`on`): without a stack trace, under `parent` when given. */
+export const span = (on: boolean, name: string, options: SpanOptions = {}) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  on
+    ? Effect.withSpan(effect, name, {
+      captureStackTrace: false,
+      ...(options.attributes !== undefined ? { attributes: options.attributes } : {}),
+      ...(options.kind !== undefined ? { kind: options.kind } : {}),
+      ...(options.parent !== undefined ? { parent: options.parent } : {})
+    })
+    : effect
+
+/** `effect` in a span if a tracer was provided (checked when it runs). */
+export const traced = (name: string, options: SpanOptions = {}) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(enabled, (on) => span(on, name, options)(effect))
+
+/** Annotate the current span, when traced. */
+export const annotate = (on: boolean, attributes: Record<string, unknown>): Effect.Effect<void> =>
+  on ? Effect.annotateCurrentSpan(attributes) : Effect.void
