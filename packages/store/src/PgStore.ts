@@ -19,6 +19,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import pg from "pg"
 import { redactUrl, storeError } from "./internal/pgErrors.js"
+import * as Listener from "./internal/pgListener.js"
 import * as internalMigrations from "./internal/pgMigrations.js"
 import * as internalStore from "./internal/pgStore.js"
 import * as Writer from "./internal/pgWriter.js"
@@ -95,13 +96,14 @@ const make = (
       })
     }
     const fail = (operation: string) => (cause: unknown) => storeError(operation, where, cause)
+    const connectionTimeoutMillis = Math.round(Duration.toMillis(Duration.decode(options.connectTimeout ?? "10 seconds")))
 
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const pool = new pg.Pool({
           connectionString: url,
           max: options.maxConnections ?? 10,
-          connectionTimeoutMillis: Math.round(Duration.toMillis(Duration.decode(options.connectTimeout ?? "10 seconds"))),
+          connectionTimeoutMillis,
           application_name: "ledgerflow",
           types
         })
@@ -153,5 +155,24 @@ const make = (
     const writer = Writer.make(pool)
     // Runs before the pool ends (finalizers run in reverse): queued writes commit first.
     yield* Effect.addFinalizer(() => Effect.promise(writer.drained))
-    return internalStore.make({ schema, sql, where, writer })
+    const waiters = EventStore.makeRunWaiters()
+    const listener = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        Listener.make({
+          schema,
+          connect: () =>
+            new pg.Client({
+              connectionString: url,
+              connectionTimeoutMillis,
+              application_name: "ledgerflow-listen",
+              // A server gone without a word is noticed, and its waiters woken, instead of listening to nothing.
+              keepAlive: true
+            }),
+          onChange: waiters.wake,
+          onLost: waiters.wakeAll
+        })
+      ),
+      (listener) => Effect.promise(listener.close)
+    )
+    return internalStore.make({ listener, schema, sql, waiters, where, writer })
   })

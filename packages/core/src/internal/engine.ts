@@ -38,7 +38,7 @@ import { redeliver } from "./delivery.js"
 import { hashJson, toJson } from "./hash.js"
 import * as JournalSafe from "./journalSafe.js"
 import { Leases } from "./leases.js"
-import { leaseLapsed, makeOwner } from "./owner.js"
+import { leaseLapsed, makeOwner, watchable } from "./owner.js"
 import { journalLoss, type ReplayEntry, StepRunner } from "./runner.js"
 
 export interface EngineOptions {
@@ -655,9 +655,16 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const resetBreaker = (pipeline: { readonly name: string; readonly version: string }) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => store.putSetting(breakerKey(pipeline), String(now)))
 
-  /** Wait a little for a live lease: until it should expire, at most a second, at least 50 ms. */
+  /**
+   * Wait for a live lease: until the store says the run may have changed (its worker finished, failed or
+   * gave it up), or until the lease should expire (at least 50 ms). An owner on this host is looked at
+   * again every second: its process dying is written nowhere, so no store can wake us for it.
+   */
   const waitForLease = (run: RunRecord, now: number) =>
-    Effect.sleep(Duration.millis(Math.min(1000, Math.max(50, run.leaseExpiresAt - now))))
+    store.awaitRunChange(
+      run.runId,
+      Duration.millis(Math.max(50, Math.min(watchable(run.owner) ? 1000 : Infinity, run.leaseExpiresAt - now)))
+    )
 
   const pastPivot = (run: RunRecord, stepId: string, status: RunRecord["status"] = run.status) =>
     new PastPivot({
