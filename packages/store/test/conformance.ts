@@ -107,14 +107,19 @@ const claimRequest = (
 })
 
 /**
- * Until a fiber under test is parked on the TestClock (a wait that has nothing left to do but be woken or
- * time out): each round lets the event loop run, so a store's I/O (a query, a LISTEN) completes meanwhile.
+ * Fork `wait` and return once it is parked on the TestClock (one more sleep than before: an interrupted
+ * sleep stays in the TestClock's list), with nothing left to do but be woken or time out. Each round lets
+ * the event loop run, so a store's I/O (a query, a LISTEN) completes meanwhile.
  */
-export const parked: Effect.Effect<void> = Effect.gen(function*() {
-  while ((yield* TestClock.sleeps()).length === 0) {
-    yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
-  }
-})
+export const forkParked = <A, E, R>(wait: Effect.Effect<A, E, R>): Effect.Effect<Fiber.RuntimeFiber<A, E>, never, R> =>
+  Effect.gen(function*() {
+    const before = (yield* TestClock.sleeps()).length
+    const fiber = yield* Effect.fork(wait)
+    while ((yield* TestClock.sleeps()).length === before) {
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    return fiber
+  })
 
 const failure = { failureClass: "deterministic", failureFingerprint: "fp-1", failureReason: "column x does not exist" }
 
@@ -844,8 +849,7 @@ export const conformance = (
         Effect.gen(function*() {
           const store = yield* EventStore.EventStore
           yield* held("run-1")
-          const waiter = yield* Effect.fork(store.awaitRunChange("run-1", "60 seconds"))
-          yield* parked
+          const waiter = yield* forkParked(store.awaitRunChange("run-1", "60 seconds"))
           expect(waiter.unsafePoll()).toBeNull()
           yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [stepCompleted(2_000, "a")], patch: { status: "completed" } })
           yield* Fiber.join(waiter)
@@ -858,9 +862,8 @@ export const conformance = (
           const store = yield* EventStore.EventStore
           yield* held("run-1")
           yield* held("run-2")
-          const first = yield* Effect.fork(store.awaitRunChange("run-1", "60 seconds"))
-          const second = yield* Effect.fork(store.awaitRunChange("run-2", "60 seconds"))
-          yield* parked
+          const first = yield* forkParked(store.awaitRunChange("run-1", "60 seconds"))
+          const second = yield* forkParked(store.awaitRunChange("run-2", "60 seconds"))
           yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [], patch: { status: "failed", failure } })
           yield* Fiber.join(first)
           expect(second.unsafePoll()).toBeNull()
@@ -888,8 +891,7 @@ export const conformance = (
         Effect.gen(function*() {
           const store = yield* EventStore.EventStore
           yield* held("run-1")
-          const waiter = yield* Effect.fork(store.awaitRunChange("run-1", "60 seconds"))
-          yield* parked
+          const waiter = yield* forkParked(store.awaitRunChange("run-1", "60 seconds"))
           // A step's append changes no status: it may wake the waiter or not, the wait ends at atMost at the latest.
           yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [stepCompleted(2_000, "a")] })
           yield* TestClock.adjust("60 seconds")
