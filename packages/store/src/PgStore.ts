@@ -3,8 +3,9 @@
  * same conformance suite as the SQLite store; claims are `INSERT … ON CONFLICT`, fencing tokens are checked
  * inside the append's statement, the run projection is updated by that same statement, concurrent runs'
  * appends share a transaction (group commit), and a takeover of a dead run skips rows another worker is
- * taking (`FOR UPDATE SKIP LOCKED`). The store's tables live in their own Postgres schema (`ledgerflow` by
- * default), so it can share a database with the application's own tables.
+ * taking (`FOR UPDATE SKIP LOCKED`); a starter waiting on a run another worker holds is woken by the
+ * `pg_notify` its status change sends (LISTEN/NOTIFY). The store's tables live in their own Postgres schema
+ * (`ledgerflow` by default), so it can share a database with the application's own tables.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -29,7 +30,10 @@ export interface Options {
   readonly url: string | Redacted.Redacted<string>
   /** The Postgres schema holding the store's tables, created when absent (default `ledgerflow`). */
   readonly schema?: string | undefined
-  /** Connections the store may open (default 10): one commits the writer's batches, the others read. */
+  /**
+   * Connections the store may open (default 10): one commits the writer's batches, the others read. A
+   * store that waits for another worker's run opens one more, its own, to LISTEN.
+   */
   readonly maxConnections?: number | undefined
   /**
    * Create the store when the schema holds none (default true). False only opens an existing store: a
