@@ -120,15 +120,21 @@ describe("PgStore waits (LISTEN/NOTIFY)", () => {
   /** A store of its own (its own pool and listening connection) on the database, as another worker has. */
   const worker = (url: string) => Effect.map(Layer.build(PgStore.layer({ url, maxConnections: 2 })), Context.get(EventStore.EventStore))
 
+  /** Two workers on a fresh database; the finishing one holds run-01 (token 1). */
+  const twoWorkers = Effect.gen(function*() {
+    const url = yield* Effect.promise(() => freshDatabase())
+    const [waiting, finishing] = [yield* worker(url), yield* worker(url)]
+    yield* claim(finishing, 1)
+    return { url, waiting, finishing }
+  })
+
   /** Run `run-NN` of `claim`, completed by `store` (token 1). */
   const complete = (store: EventStore.EventStoreService, runId: string) =>
     store.append({ runId, token: 1, now: 2_000, events: [Event.encode(new Event.RunResumed({ at: 2_000, reason: "done" }))], patch: { status: "completed" } })
 
   it.scoped("a waiter is woken by another worker's completion, sent on its own connection: a 60 s wait ends without the clock moving", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(() => freshDatabase())
-      const [waiting, finishing] = [yield* worker(url), yield* worker(url)]
-      yield* claim(finishing, 1)
+      const { finishing, waiting } = yield* twoWorkers
       const waiter = yield* forkParked(waiting.awaitRunChange("run-01", "60 seconds"))
       expect(waiter.unsafePoll()).toBeNull()
       yield* complete(finishing, "run-01")
@@ -137,9 +143,7 @@ describe("PgStore waits (LISTEN/NOTIFY)", () => {
 
   it.scoped("a lost listening connection wakes its waiters (they may have missed a change); the next wait listens again", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(() => freshDatabase())
-      const [waiting, finishing] = [yield* worker(url), yield* worker(url)]
-      yield* claim(finishing, 1)
+      const { finishing, url, waiting } = yield* twoWorkers
       const first = yield* forkParked(waiting.awaitRunChange("run-01", "60 seconds"))
       const listeners = "SELECT pid FROM pg_stat_activity WHERE application_name = 'ledgerflow-listen' AND datname = current_database()"
       const [lost] = yield* Effect.promise(() => query(url, listeners))

@@ -843,13 +843,17 @@ export const conformance = (
     // tests unless they say so: a wait that returns was woken, it did not time out.
     describe("awaitRunChange", () => {
       const held = (runId: string) => created(runId, `key-${runId}`, { leaseExpiresAt: 10_000_000 })
+      /** The store, and a fiber waiting (60 s at most) on a fresh run held by another worker. */
+      const waitingOnHeld = Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        yield* held("run-1")
+        return { store, waiter: yield* forkParked(store.awaitRunChange("run-1", "60 seconds")) }
+      })
 
       test(
         "a waiter on a held run is woken by its completion, long before atMost",
         Effect.gen(function*() {
-          const store = yield* EventStore.EventStore
-          yield* held("run-1")
-          const waiter = yield* forkParked(store.awaitRunChange("run-1", "60 seconds"))
+          const { store, waiter } = yield* waitingOnHeld
           expect(waiter.unsafePoll()).toBeNull()
           yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [stepCompleted(2_000, "a")], patch: { status: "completed" } })
           yield* Fiber.join(waiter)
@@ -889,9 +893,7 @@ export const conformance = (
       test(
         "with nothing changed, a waiter returns after atMost",
         Effect.gen(function*() {
-          const store = yield* EventStore.EventStore
-          yield* held("run-1")
-          const waiter = yield* forkParked(store.awaitRunChange("run-1", "60 seconds"))
+          const { store, waiter } = yield* waitingOnHeld
           // A step's append changes no status: it may wake the waiter or not, the wait ends at atMost at the latest.
           yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [stepCompleted(2_000, "a")] })
           yield* TestClock.adjust("60 seconds")
