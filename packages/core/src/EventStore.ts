@@ -214,8 +214,8 @@ export interface EventStoreService {
    * its lease given up), or after `atMost`, whichever comes first — at once when the run is no longer held
    * under a live lease, so a change made between the caller's read and this call is not missed. It never
    * fails: the caller reads the run again either way. Which writes wake it depends on the store: the
-   * memory store, its own; SQLite, the writes of this store only (another process's write is seen after
-   * `atMost`); Postgres, every worker's (LISTEN/NOTIFY).
+   * memory store, its own; SQLite, the writes of this store (another process's are seen when it reads
+   * the run again, each second); Postgres, every worker's (LISTEN/NOTIFY).
    */
   readonly awaitRunChange: (runId: string, atMost: Duration.DurationInput) => Effect.Effect<void>
 }
