@@ -4,9 +4,10 @@ import { Effect, Layer } from "effect"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ledgers, storeOf } from "./fixtures/ledgers.js"
+import pg from "pg"
+import { ledgers, postgres, storeOf } from "./fixtures/ledgers.js"
 import { type Finished, startWorker } from "./fixtures/spawn.js"
-import { createWorld, lines, paths } from "./fixtures/world.js"
+import { createWorld, lines, makeWorldPipeline, paths } from "./fixtures/world.js"
 
 const finished = (child: ReturnType<typeof startWorker>): Promise<Finished> =>
   new Promise((resolve) => {
@@ -78,3 +79,39 @@ for (const ledger of ledgers) {
     }, 120_000)
   })
 }
+
+describe("waiting for a run another process holds, on Postgres", () => {
+  it("a start with ifRunning \"wait\" on a run a child process holds returns the child's output once the child completes it (woken by its NOTIFY)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ledgerflow-wait-"))
+    createWorld(dir)
+    const db = await postgres.create()
+    // An owner of another machine, as far as this process can tell, and a 10-minute lease: nothing but the
+    // child's NOTIFY can end the wait before this test's timeout (no look at the owner's pid, no lease end).
+    const child = startWorker({ mode: "lease", db, dir, key: "held", leaseMs: 600_000, owner: "worker-elsewhere/1" }, { LEDGERFLOW_PAUSE: "1" })
+    const childDone = finished(child)
+    await reached(child, "paused-point")
+    const layer = Engine.layer().pipe(Layer.provideMerge(storeOf(db)))
+    const waiting = Effect.runPromise(
+      Engine.run(makeWorldPipeline({ dir }), "acme", { key: "held", ifRunning: "wait" }).pipe(Effect.provide(layer))
+    )
+    // The start has found the run (its delivery is counted) and waits on it; only then may the child go on.
+    const client = new pg.Client({ connectionString: db })
+    await client.connect()
+    try {
+      const deliveries = async () => (await client.query("SELECT deliveries FROM ledgerflow.runs WHERE key = 'held'")).rows[0]?.deliveries
+      while (Number(await deliveries()) < 2) await new Promise((resolve) => setTimeout(resolve, 20))
+    } finally {
+      await client.end()
+    }
+    child.stdin.end("go\n")
+    const [out, childResult] = await Promise.all([waiting, childDone])
+    expect(childResult.stderr).toBe("")
+    // Its last line is its result (the first says it reached its pause).
+    expect(JSON.parse(childResult.stdout.trim().split("\n").at(-1) ?? "").out).toBe("40 clicks")
+    expect(out).toBe("40 clicks")
+    // Every body ran once, in the child: the waiter was answered from the run's stored output.
+    const bodies = lines(paths(dir).bodies).map((l) => l.split(" "))
+    expect(bodies.map(([name]) => name)).toEqual(["fetch", "summarize", "write-file", "insert-row", "send-email"])
+    expect(bodies.every(([, pid]) => pid === String(child.pid))).toBe(true)
+  }, 120_000)
+})

@@ -3,15 +3,19 @@
  * package, `synchronous_commit = on`, started and stopped here), side by side in one process run:
  * - the ceiling: raw `pg`, one transaction per step (the run's update under its token + the event insert),
  *   on one connection sequentially and on 16 connections at once;
+ * - the same appends through `@effect/sql-pg` (`withTransaction` + 2 tagged-template statements), the
+ *   client the store uses for reads and migrations: what `@effect/sql` costs on the hot path, beside the
+ *   driver, decides whether the store's writer may use it (it uses the driver directly);
  * - ledgerflow on `PgStore.layer({ url })`, runs one after another and 16 at a time;
  * - DBOS Transact (`@dbos-inc/dbos-sdk`) on the same server: a workflow of 10 `DBOS.runStep`s.
  * Figures are ratios to the ceiling measured in the same run, and RSS. Not a test. Sizes:
  * LEDGERFLOW_BENCH_RUNS (default 200 runs), LEDGERFLOW_BENCH_REPETITIONS (default 3).
  */
 import { DBOS } from "@dbos-inc/dbos-sdk"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Engine, type Event } from "@ledgerflow/core"
 import { PgStore } from "@ledgerflow/store"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { randomUUID } from "node:crypto"
 import pg from "pg"
 import { startServer } from "../../test/support/embeddedPostgres.js"
@@ -39,6 +43,18 @@ const database = async (admin: string, migrated: boolean): Promise<string> => {
   return url.toString()
 }
 
+/** The runs the append measurements write to (held under token 1), created before the clock starts. */
+const heldRuns = {
+  text: `INSERT INTO ledgerflow.runs (run_id, pipeline, version, key, status, created_at, updated_at, last_seq, owner,
+      lease_token, lease_expires_at, last_delivered_at)
+    SELECT 'run-' || i, 'bench', '1', 'key-' || i, 'running', $1, $1, 0, 'bench', 1, $2, $1 FROM generate_series(0, $3 - 1) i`,
+  params: () => [Date.now(), Date.now() + 600_000, size.runs]
+}
+
+/** Each run's step events, encoded before the clock starts. */
+const stepEvents = (): Array<Array<Event.NewEvent>> =>
+  Array.from({ length: size.runs }, (_, run) => Array.from({ length: workload.steps }, (_, step) => stepEvent(run, step)))
+
 /** The ceiling: raw pg, one transaction per step, `concurrency` connections each appending its share of the runs. */
 const ceiling = async (admin: string, concurrency: number): Promise<Sample> => {
   const url = await database(admin, true)
@@ -48,15 +64,8 @@ const ceiling = async (admin: string, concurrency: number): Promise<Sample> => {
     return client
   }))
   try {
-    const now = Date.now()
-    await clients[0]!.query(
-      `INSERT INTO ledgerflow.runs (run_id, pipeline, version, key, status, created_at, updated_at, last_seq, owner,
-         lease_token, lease_expires_at)
-       SELECT 'run-' || i, 'bench', '1', 'key-' || i, 'running', $1, $1, 0, 'bench', 1, $2 FROM generate_series(0, $3 - 1) i`,
-      [now, now + 600_000, size.runs]
-    )
-    const events: Array<Array<Event.NewEvent>> = Array.from({ length: size.runs }, (_, run) =>
-      Array.from({ length: workload.steps }, (_, step) => stepEvent(run, step)))
+    await clients[0]!.query(heldRuns.text, heldRuns.params())
+    const events = stepEvents()
     const stop = startTimer()
     await Promise.all(clients.map(async (client, c) => {
       for (let run = c; run < size.runs; run += concurrency) {
@@ -80,6 +89,38 @@ const ceiling = async (admin: string, concurrency: number): Promise<Sample> => {
   } finally {
     await Promise.all(clients.map((client) => client.end()))
   }
+}
+
+/**
+ * The ceiling's appends through `@effect/sql-pg`: one `withTransaction` per step holding the same two
+ * statements as tagged templates, `concurrency` fibers over a pool of as many connections.
+ */
+const effectSql = async (admin: string, concurrency: number): Promise<Sample> => {
+  const url = await database(admin, true)
+  return Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* PgClient.PgClient
+      yield* sql.unsafe(heldRuns.text, heldRuns.params())
+      const events = stepEvents()
+      const stop = startTimer()
+      yield* Effect.forEach(Array.from({ length: concurrency }, (_, c) => c), (c) =>
+        Effect.gen(function*() {
+          for (let run = c; run < size.runs; run += concurrency) {
+            for (let step = 0; step < workload.steps; step++) {
+              const event = events[run]![step]!
+              yield* sql.withTransaction(Effect.gen(function*() {
+                const updated = yield* sql`UPDATE ledgerflow.runs SET updated_at = ${event.at}, last_seq = last_seq + 1
+                  WHERE run_id = ${`run-${run}`} AND lease_token = 1 RETURNING run_id`
+                if (updated.length !== 1) return yield* Effect.die(new Error(`run-${run} is not held`))
+                yield* sql`INSERT INTO ledgerflow.events (run_id, seq, type, v, at, data)
+                  VALUES (${`run-${run}`}, ${step + 1}, ${event.type}, ${event.v}, ${event.at}, ${event.data})`
+              }))
+            }
+          }
+        }), { concurrency: "unbounded", discard: true })
+      return stop(size.runs * workload.steps)
+    }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: concurrency })))
+  )
 }
 
 /** ledgerflow: the bench pipeline on a fresh Postgres store. */
@@ -124,6 +165,8 @@ const dbos = async (admin: string, concurrency: number): Promise<Sample> => {
 const measurements = {
   ceilingSequential: (admin: string) => ceiling(admin, 1),
   ceilingConcurrent: (admin: string) => ceiling(admin, workload.concurrency),
+  effectSqlSequential: (admin: string) => effectSql(admin, 1),
+  effectSqlConcurrent: (admin: string) => effectSql(admin, workload.concurrency),
   ledgerflowSequential: (admin: string) => ledgerflow(admin, 1),
   ledgerflowConcurrent: (admin: string) => ledgerflow(admin, workload.concurrency),
   dbosSequential: (admin: string) => dbos(admin, 1),
@@ -151,6 +194,11 @@ const main = async () => {
       workload: { steps: workload.steps, runs: size.runs, concurrency: workload.concurrency, repetitions: size.repetitions },
       stepsPerSecond: Object.fromEntries(Object.keys(measurements).map((name) => [name, round(rate(name as Name))])),
       ratios: {
+        // The store's hot path may use the driver directly where this shows `@effect/sql`'s cost.
+        effectSqlToRawPg: {
+          sequential: ratio("effectSqlSequential", "ceilingSequential"),
+          concurrent: ratio("effectSqlConcurrent", "ceilingConcurrent")
+        },
         ledgerflowSequentialToCeiling: ratio("ledgerflowSequential", "ceilingSequential"),
         ledgerflowConcurrentToCeiling: ratio("ledgerflowConcurrent", "ceilingSequential"),
         ledgerflowOverDbos: {

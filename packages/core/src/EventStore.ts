@@ -4,12 +4,14 @@
  * reference implementation is here, for tests.
  */
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { FoldRow, NewEvent, StoredEvent } from "./Event.js"
 import { makeMemory } from "./internal/memoryStore.js"
+import * as internalWaiters from "./internal/runWaiters.js"
 import type { LeaseLost, SeqConflict, StoreError } from "./StoreError.js"
 
 export type RunStatus =
@@ -207,9 +209,28 @@ export interface EventStoreService {
   readonly readFold: (runId: string) => Effect.Effect<ReadonlyArray<FoldRow>, StoreError>
   /** The bodies of a run's completions kept with step columns (those `readFold` hands without), by seq. */
   readonly readBodies: (runId: string) => Effect.Effect<ReadonlyMap<number, string>, StoreError>
+  /**
+   * Wait for a run held by another worker: returns when the run's record may have changed (its status, or
+   * its lease given up), or after `atMost`, whichever comes first — at once when the run is no longer held
+   * under a live lease, so a change made between the caller's read and this call is not missed. It never
+   * fails: the caller reads the run again either way. Which writes wake it depends on the store: the
+   * memory store, its own; SQLite, the writes of this store (another process's are seen when it reads
+   * the run again, each second); Postgres, every worker's (LISTEN/NOTIFY).
+   */
+  readonly awaitRunChange: (runId: string, atMost: Duration.DurationInput) => Effect.Effect<void>
 }
 
 export class EventStore extends Context.Tag("@ledgerflow/core/EventStore")<EventStore, EventStoreService>() {}
+
+/** For adapters: the callers of `awaitRunChange` of one store, woken by its writes. */
+export type RunWaiters = internalWaiters.RunWaiters
+
+/**
+ * For adapters: a store's waiters. `wait` registers, then reads the run, and waits only while it is held
+ * under a live lease; `wake(runId)` after a committed write that changed the run's status or gave its
+ * lease up.
+ */
+export const makeRunWaiters: () => RunWaiters = internalWaiters.make
 
 /** The in-memory reference store: for tests and examples that need no file. Each layer build is empty. */
 export const layerMemory: Layer.Layer<EventStore> = Layer.sync(EventStore, makeMemory)

@@ -3,8 +3,9 @@
  * same conformance suite as the SQLite store; claims are `INSERT … ON CONFLICT`, fencing tokens are checked
  * inside the append's statement, the run projection is updated by that same statement, concurrent runs'
  * appends share a transaction (group commit), and a takeover of a dead run skips rows another worker is
- * taking (`FOR UPDATE SKIP LOCKED`). The store's tables live in their own Postgres schema (`ledgerflow` by
- * default), so it can share a database with the application's own tables.
+ * taking (`FOR UPDATE SKIP LOCKED`); a starter waiting on a run another worker holds is woken by the
+ * `pg_notify` its status change sends (LISTEN/NOTIFY). The store's tables live in their own Postgres schema
+ * (`ledgerflow` by default), so it can share a database with the application's own tables.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -19,6 +20,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import pg from "pg"
 import { redactUrl, storeError } from "./internal/pgErrors.js"
+import * as Listener from "./internal/pgListener.js"
 import * as internalMigrations from "./internal/pgMigrations.js"
 import * as internalStore from "./internal/pgStore.js"
 import * as Writer from "./internal/pgWriter.js"
@@ -28,7 +30,10 @@ export interface Options {
   readonly url: string | Redacted.Redacted<string>
   /** The Postgres schema holding the store's tables, created when absent (default `ledgerflow`). */
   readonly schema?: string | undefined
-  /** Connections the store may open (default 10): one commits the writer's batches, the others read. */
+  /**
+   * Connections the store may open (default 10): one commits the writer's batches, the others read. A
+   * store that waits for another worker's run opens one more, its own, to LISTEN.
+   */
   readonly maxConnections?: number | undefined
   /**
    * Create the store when the schema holds none (default true). False only opens an existing store: a
@@ -95,13 +100,14 @@ const make = (
       })
     }
     const fail = (operation: string) => (cause: unknown) => storeError(operation, where, cause)
+    const connectionTimeoutMillis = Math.round(Duration.toMillis(Duration.decode(options.connectTimeout ?? "10 seconds")))
 
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const pool = new pg.Pool({
           connectionString: url,
           max: options.maxConnections ?? 10,
-          connectionTimeoutMillis: Math.round(Duration.toMillis(Duration.decode(options.connectTimeout ?? "10 seconds"))),
+          connectionTimeoutMillis,
           application_name: "ledgerflow",
           types
         })
@@ -153,5 +159,24 @@ const make = (
     const writer = Writer.make(pool)
     // Runs before the pool ends (finalizers run in reverse): queued writes commit first.
     yield* Effect.addFinalizer(() => Effect.promise(writer.drained))
-    return internalStore.make({ schema, sql, where, writer })
+    const waiters = EventStore.makeRunWaiters()
+    const listener = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        Listener.make({
+          schema,
+          connect: () =>
+            new pg.Client({
+              connectionString: url,
+              connectionTimeoutMillis,
+              application_name: "ledgerflow-listen",
+              // A server gone without a word is noticed, and its waiters woken, instead of listening to nothing.
+              keepAlive: true
+            }),
+          onChange: waiters.wake,
+          onLost: waiters.wakeAll
+        })
+      ),
+      (listener) => Effect.promise(listener.close)
+    )
+    return internalStore.make({ listener, schema, sql, waiters, where, writer })
   })

@@ -1,17 +1,20 @@
 /**
  * What the Postgres store does beyond the conformance suite: its migrations (a newer schema refused, a
  * foreign schema untouched, workers opening a new store at once), group commit, and messages that never
- * show the URL's password.
+ * show the URL's password, and waits woken by other workers' writes through LISTEN/NOTIFY.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Event, EventStore } from "@ledgerflow/core"
 import { PgStore } from "@ledgerflow/store"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import pg from "pg"
 import { freshDatabase } from "../../../test/support/postgres.js"
+import { forkParked } from "./conformance.js"
 
 const query = async (url: string, text: string) => {
   const client = new pg.Client({ connectionString: url })
@@ -111,6 +114,49 @@ describe("PgStore writes", () => {
     expect(appended.n).toBe(16)
     expect(appended.commits).toBeLessThan(8)
   })
+})
+
+describe("PgStore waits (LISTEN/NOTIFY)", () => {
+  /** A store of its own (its own pool and listening connection) on the database, as another worker has. */
+  const worker = (url: string) => Effect.map(Layer.build(PgStore.layer({ url, maxConnections: 2 })), Context.get(EventStore.EventStore))
+
+  /** Two workers on a fresh database; the finishing one holds run-01 (token 1). */
+  const twoWorkers = Effect.gen(function*() {
+    const url = yield* Effect.promise(() => freshDatabase())
+    const [waiting, finishing] = [yield* worker(url), yield* worker(url)]
+    yield* claim(finishing, 1)
+    return { url, waiting, finishing }
+  })
+
+  /** Run `run-NN` of `claim`, completed by `store` (token 1). */
+  const complete = (store: EventStore.EventStoreService, runId: string) =>
+    store.append({ runId, token: 1, now: 2_000, events: [Event.encode(new Event.RunResumed({ at: 2_000, reason: "done" }))], patch: { status: "completed" } })
+
+  it.scoped("a waiter is woken by another worker's completion, sent on its own connection: a 60 s wait ends without the clock moving", () =>
+    Effect.gen(function*() {
+      const { finishing, waiting } = yield* twoWorkers
+      const waiter = yield* forkParked(waiting.awaitRunChange("run-01", "60 seconds"))
+      expect(waiter.unsafePoll()).toBeNull()
+      yield* complete(finishing, "run-01")
+      yield* Fiber.join(waiter)
+    }))
+
+  it.scoped("a lost listening connection wakes its waiters (they may have missed a change); the next wait listens again", () =>
+    Effect.gen(function*() {
+      const { finishing, url, waiting } = yield* twoWorkers
+      const first = yield* forkParked(waiting.awaitRunChange("run-01", "60 seconds"))
+      const listeners = "SELECT pid FROM pg_stat_activity WHERE application_name = 'ledgerflow-listen' AND datname = current_database()"
+      const [lost] = yield* Effect.promise(() => query(url, listeners))
+      yield* Effect.promise(() => query(url, `SELECT pg_terminate_backend(${lost.pid})`))
+      yield* Fiber.join(first)
+      // Still held: the wait starts again, on a new listening connection, and hears the completion.
+      const second = yield* forkParked(waiting.awaitRunChange("run-01", "60 seconds"))
+      const now = yield* Effect.promise(() => query(url, listeners))
+      expect(now.map((row) => row.pid)).not.toContain(lost.pid)
+      expect(now).toHaveLength(1)
+      yield* complete(finishing, "run-01")
+      yield* Fiber.join(second)
+    }))
 })
 
 describe("PgStore messages", () => {

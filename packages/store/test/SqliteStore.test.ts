@@ -10,6 +10,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process"
 import { createHash, randomUUID } from "node:crypto"
 import * as fs from "node:fs"
@@ -19,6 +20,7 @@ import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 import * as internalOpen from "../src/internal/open.js"
+import { forkParked } from "./conformance.js"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-sqlite-"))
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
@@ -149,6 +151,20 @@ describe("SqliteStore", () => {
       expect(yield* sql`SELECT value FROM ledgerflow_meta WHERE key = 'schema_version'`).toEqual([
         { value: String(SqliteStore.schemaVersion) }
       ])
+    }).pipe(Effect.scoped))
+
+  it.effect("a waiter is not woken by another connection's completion (another process), but sees it when it reads the run again a second later", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const waiting = (yield* open({ filename })).store
+      const other = (yield* open({ filename })).store
+      yield* other.claim({ ...claim("run-1", "key-1"), leaseExpiresAt: 10_000_000 })
+      const waiter = yield* forkParked(waiting.awaitRunChange("run-1", "60 seconds"))
+      yield* other.append({ runId: "run-1", token: 1, now: 2_000, events: [], patch: { status: "completed" } })
+      yield* TestClock.adjust("999 millis")
+      expect(waiter.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 milli")
+      yield* Fiber.join(waiter)
     }).pipe(Effect.scoped))
 
   it.effect("a store of schema 1 is migrated in place: runs and events kept, each run's last seq read from its log", () =>

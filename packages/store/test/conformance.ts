@@ -7,8 +7,10 @@ import { Event, EventStore, Failure, Journal, Usage } from "@ledgerflow/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
+import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
 
 const pipeline = "reports"
 
@@ -103,6 +105,21 @@ const claimRequest = (
   events: [runStarted(1_000, key), leaseTaken(1_000, "worker-1", 1, 31_000)],
   ...overrides
 })
+
+/**
+ * Fork `wait` and return once it is parked on the TestClock (one more sleep than before: an interrupted
+ * sleep stays in the TestClock's list), with nothing left to do but be woken or time out. Each round lets
+ * the event loop run, so a store's I/O (a query, a LISTEN) completes meanwhile.
+ */
+export const forkParked = <A, E, R>(wait: Effect.Effect<A, E, R>): Effect.Effect<Fiber.RuntimeFiber<A, E>, never, R> =>
+  Effect.gen(function*() {
+    const before = (yield* TestClock.sleeps()).length
+    const fiber = yield* Effect.fork(wait)
+    while ((yield* TestClock.sleeps()).length === before) {
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    return fiber
+  })
 
 const failure = { failureClass: "deterministic", failureFingerprint: "fp-1", failureReason: "column x does not exist" }
 
@@ -821,5 +838,69 @@ export const conformance = (
         expect(yield* store.findByPrefix("", 10)).toEqual([])
       })
     )
+
+    // `awaitRunChange`: a starter waiting on a run another worker holds. The TestClock never moves in these
+    // tests unless they say so: a wait that returns was woken, it did not time out.
+    describe("awaitRunChange", () => {
+      const held = (runId: string) => created(runId, `key-${runId}`, { leaseExpiresAt: 10_000_000 })
+      /** The store, and a fiber waiting (60 s at most) on a fresh run held by another worker. */
+      const waitingOnHeld = Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        yield* held("run-1")
+        return { store, waiter: yield* forkParked(store.awaitRunChange("run-1", "60 seconds")) }
+      })
+
+      test(
+        "a waiter on a held run is woken by its completion, long before atMost",
+        Effect.gen(function*() {
+          const { store, waiter } = yield* waitingOnHeld
+          expect(waiter.unsafePoll()).toBeNull()
+          yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [stepCompleted(2_000, "a")], patch: { status: "completed" } })
+          yield* Fiber.join(waiter)
+        })
+      )
+
+      test(
+        "a waiter is woken by the run's failure, and by its lease given up (renewed to now)",
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          yield* held("run-1")
+          yield* held("run-2")
+          const first = yield* forkParked(store.awaitRunChange("run-1", "60 seconds"))
+          const second = yield* forkParked(store.awaitRunChange("run-2", "60 seconds"))
+          yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [], patch: { status: "failed", failure } })
+          yield* Fiber.join(first)
+          expect(second.unsafePoll()).toBeNull()
+          yield* store.renew({ runId: "run-2", token: 1, now: 0, leaseExpiresAt: 0 })
+          yield* Fiber.join(second)
+        })
+      )
+
+      test(
+        "a wait on a run not held under a live lease returns at once: finished, lease run out, or no such run",
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          yield* created("run-1", "key-1")
+          yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [], patch: { status: "completed" } })
+          yield* store.awaitRunChange("run-1", "60 seconds")
+          yield* created("run-2", "key-2", { leaseExpiresAt: 5_000 })
+          yield* TestClock.setTime(5_000)
+          yield* store.awaitRunChange("run-2", "60 seconds")
+          yield* store.awaitRunChange("run-none", "60 seconds")
+        })
+      )
+
+      test(
+        "with nothing changed, a waiter returns after atMost",
+        Effect.gen(function*() {
+          const { store, waiter } = yield* waitingOnHeld
+          // A step's append changes no status: it may wake the waiter or not, the wait ends at atMost at the latest.
+          yield* store.append({ runId: "run-1", token: 1, now: 2_000, events: [stepCompleted(2_000, "a")] })
+          yield* TestClock.adjust("60 seconds")
+          yield* Fiber.join(waiter)
+          expect(Option.getOrThrow(yield* store.getRun("run-1")).status).toBe("running")
+        })
+      )
+    })
   })
 }

@@ -16,6 +16,7 @@ import * as Journal from "../Journal.js"
 import { PastPivot, PipelineMismatch, RunInProgress, RunNotFound, RunNotResumable } from "../RunError.js"
 import type { StoreError } from "../StoreError.js"
 import { Leases } from "./leases.js"
+import { watchable } from "./owner.js"
 
 export interface Core {
   readonly store: EventStoreService
@@ -114,9 +115,16 @@ export const lease = (core: Core, run: RunRecord, request: LeaseRequest) =>
     ))
   })
 
-/** Wait a little for a live lease: until it should expire, at most a second, at least 50 ms. */
-export const waitForLease = (run: RunRecord, now: number) =>
-  Effect.sleep(Duration.millis(Math.min(1000, Math.max(50, run.leaseExpiresAt - now))))
+/**
+ * Wait for a live lease: until the store says the run may have changed (its worker finished, failed or
+ * gave it up), or until the lease should expire (at least 50 ms). An owner on this host is looked at
+ * again every second: its process dying is written nowhere, so no store can wake us for it.
+ */
+export const waitForLease = (core: Core, run: RunRecord, now: number) =>
+  core.store.awaitRunChange(
+    run.runId,
+    Duration.millis(Math.max(50, Math.min(watchable(run.owner) ? 1000 : Infinity, run.leaseExpiresAt - now)))
+  )
 
 export const checkPipeline = (pipeline: { readonly name: string }, run: RunRecord) =>
   run.pipeline === pipeline.name ? Effect.void : Effect.fail(

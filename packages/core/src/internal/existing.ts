@@ -70,7 +70,7 @@ export const resume = <I, O, E, R>(
           }
           if (options.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
           // A live owner: wait for it to finish or die, as a start by key waits (`ifRunning: "wait"`).
-          yield* waitForLease(existing, now)
+          yield* waitForLease(core, existing, now)
           continue
         }
         default:
@@ -150,7 +150,7 @@ export const undo = <I, O, E, R>(
       lapsed = held ? leaseLapsed(existing, now) : undefined
       if (!held || lapsed !== undefined) break
       if (options.ifRunning !== "wait") return yield* Effect.fail(inProgress(existing))
-      yield* waitForLease(existing, now)
+      yield* waitForLease(core, existing, now)
       existing = yield* getRun(core, existing.runId)
     }
     // Past its pivot in the journal: refused before anything is taken or written.

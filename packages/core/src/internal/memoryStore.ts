@@ -7,6 +7,7 @@ import * as Option from "effect/Option"
 import type { NewEvent, StoredEvent } from "../Event.js"
 import type { ClaimResult, EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
 import { LeaseLost, SeqConflict, StoreError } from "../StoreError.js"
+import * as RunWaiters from "./runWaiters.js"
 
 /** The order of every listing: newest created first, ties by id. */
 const newestFirst = (runs: Array<RunRecord>): Array<RunRecord> =>
@@ -18,6 +19,7 @@ export const makeMemory = (): EventStoreService => {
   const events = new Map<string, Array<StoredEvent>>()
   const settings = new Map<string, string>()
   const counters = new Map<string, { count: number; actors: Array<string> }>()
+  const waiters = RunWaiters.make()
 
   const keyOf = (pipeline: string, key: string) => `${pipeline}\u0000${key}`
 
@@ -159,7 +161,9 @@ export const makeMemory = (): EventStoreService => {
             new SeqConflict({ runId: request.runId, expectedSeq: request.expectedSeq, actualSeq: run.lastSeq })
           )
         }
-        return Effect.succeed(write(run, request.events, request.patch, request.now).lastSeq)
+        const lastSeq = write(run, request.events, request.patch, request.now).lastSeq
+        if (request.patch?.status !== undefined) waiters.wake(run.runId)
+        return Effect.succeed(lastSeq)
       }),
 
     renew: (request) =>
@@ -169,6 +173,8 @@ export const makeMemory = (): EventStoreService => {
           return Effect.fail(LeaseLost.renewalRefused(request.runId, request.token))
         }
         runs.set(run.runId, { ...run, leaseExpiresAt: request.leaseExpiresAt })
+        // A lease renewed to now is given up: a waiter may take the run at once.
+        if (request.leaseExpiresAt <= request.now) waiters.wake(run.runId)
         return Effect.void
       }),
 
@@ -218,7 +224,9 @@ export const makeMemory = (): EventStoreService => {
       ),
 
     readBodies: (runId) =>
-      Effect.sync(() => new Map((events.get(runId) ?? []).flatMap((e) => e.step === undefined ? [] : [[e.seq, e.data]])))
+      Effect.sync(() => new Map((events.get(runId) ?? []).flatMap((e) => e.step === undefined ? [] : [[e.seq, e.data]]))),
+
+    awaitRunChange: (runId, atMost) => waiters.wait({ runId, atMost, current: Effect.sync(() => runs.get(runId)) })
   }
 }
 

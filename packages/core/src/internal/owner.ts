@@ -52,6 +52,12 @@ const exists = (pid: number): boolean => {
 }
 
 /**
+ * Whether `ownerGone` can tell of this owner (a `makeOwner` name of this host): its death then shows in
+ * no store, only by looking at the process again.
+ */
+export const watchable = (owner: string): boolean => parse(owner)?.host === hostname()
+
+/**
  * Why the owner of a lease is known to be gone, or undefined when it may be alive: an owner of another
  * host, a name not of `makeOwner`'s form, or a process whose start time cannot be read is taken to be
  * alive — the lease then runs out as usual. Never says gone of a live owner.

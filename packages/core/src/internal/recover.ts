@@ -50,7 +50,7 @@ const recoverOne = (core: Core, pipeline: Pipeline.Any, listed: RunRecord) =>
     let r = listed
     let lapsed = leaseLapsed(r, yield* Clock.currentTimeMillis)
     while ((r.status === "running" || r.status === "compensating") && lapsed === undefined) {
-      yield* waitForLease(r, yield* Clock.currentTimeMillis)
+      yield* waitForLease(core, r, yield* Clock.currentTimeMillis)
       r = Option.getOrElse(yield* core.store.getRun(r.runId), () => r)
       lapsed = leaseLapsed(r, yield* Clock.currentTimeMillis)
     }

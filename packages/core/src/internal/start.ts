@@ -94,7 +94,7 @@ export const run = <I, O, E, R>(
           yield* rollback(pipeline, existing.runId)
           continue
         case "Wait":
-          yield* waitForLease(existing, now)
+          yield* waitForLease(core, existing, now)
           continue
         case "InProgress":
           return yield* Effect.fail(inProgress(existing))

@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
 import type pg from "pg"
 import { acquireRefused, createdRun, runFilterWhere } from "./outcomes.js"
 import { storeError } from "./pgErrors.js"
+import { channel, type Listener, payload } from "./pgListener.js"
 import type { Writer } from "./pgWriter.js"
 import { DamagedRow, decodeRun, type EventRow, RunRow, toFoldRow, toStoredEvent } from "./rows.js"
 
@@ -23,6 +24,9 @@ export interface StoreContext {
   readonly schema: string
   /** The store's URL without its password, for messages. */
   readonly where: string
+  /** Who waits for a run here (`awaitRunChange`), woken by `listener`. */
+  readonly waiters: EventStore.RunWaiters
+  readonly listener: Listener
 }
 
 const runColumns = Object.keys(RunRow.fields).join(", ")
@@ -91,7 +95,7 @@ const withBody = (runId: string, row: EventRow<string | null>): EventRow => {
 /** A LIKE pattern matching strings that start with `prefix` literally. */
 const likePrefix = (prefix: string) => prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + "%"
 
-export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.EventStoreService => {
+export const make = ({ listener, schema, sql, waiters, where, writer }: StoreContext): EventStore.EventStoreService => {
   const fail = (operation: string) => (cause: unknown) => storeError(operation, where, cause)
 
   const query = <A>(operation: string, text: string, params: ReadonlyArray<unknown>, f: (rows: ReadonlyArray<unknown>) => A) =>
@@ -145,7 +149,9 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
       WHERE run_id = $1 AND lease_token = $2 AND ($11::int IS NULL OR last_seq = $11::int)
       RETURNING last_seq - $3 AS base
     ), inserted AS (${insertEvents(schema, "target", "$1", "target.base", 12)})
-    SELECT (SELECT base FROM target) AS base, r.lease_token AS token, r.last_seq AS last_seq
+    SELECT (SELECT base FROM target) AS base, r.lease_token AS token, r.last_seq AS last_seq,
+      -- A status change wakes the run's waiters in every worker, at this transaction's commit.
+      (SELECT pg_notify('${channel}', $21::text) FROM target WHERE $21::text IS NOT NULL) AS notified
     FROM (SELECT 1) AS one LEFT JOIN ${schema}.runs r ON r.run_id = $1`
 
   // A takeover from a dead worker skips a row another worker is taking (FOR UPDATE SKIP LOCKED): N workers
@@ -262,7 +268,8 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
             request.now,
             ...patchParams(request.patch),
             request.expectedSeq ?? null,
-            ...eventParams(request.events)
+            ...eventParams(request.events),
+            request.patch?.status === undefined ? null : payload(schema, request.runId)
           ])
           const row = rows[0]
           if (typeof row?.base === "number") return Exit.succeed(row.base + request.events.length)
@@ -287,7 +294,12 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
             `UPDATE ${schema}.runs SET lease_expires_at = $3 WHERE run_id = $1 AND lease_token = $2`,
             [request.runId, request.token, request.leaseExpiresAt]
           )
-          return rowCount === 1 ? Exit.void : Exit.fail(StoreError.LeaseLost.renewalRefused(request.runId, request.token))
+          if (rowCount !== 1) return Exit.fail(StoreError.LeaseLost.renewalRefused(request.runId, request.token))
+          // A lease renewed to now is given up (rarely: an interrupted run): its waiters may take it at once.
+          if (request.leaseExpiresAt <= request.now) {
+            await client.query("SELECT pg_notify($1, $2)", [channel, payload(schema, request.runId)])
+          }
+          return Exit.void
         },
         fail(`renewal of the lease of run ${request.runId}`),
         // A lease renewal lost with the server is moot: the lease is short either way.
@@ -374,6 +386,20 @@ export const make = ({ schema, sql, where, writer }: StoreContext): EventStore.E
             if (typeof seq !== "number" || typeof data !== "string") throw new DamagedRow(`a step output of run ${runId} does not decode`)
             return [seq, data] as const
           }))
+      ),
+
+    awaitRunChange: (runId, atMost) =>
+      Effect.promise(() => listener.listening().then(() => true, () => false)).pipe(
+        Effect.flatMap((listening) =>
+          waiters.wait({
+            runId,
+            atMost,
+            current: query(`read of run ${runId}`, `${selectRun} WHERE run_id = $1`, [runId], (rows) =>
+              rows[0] === undefined ? undefined : decodeRun(rows[0])),
+            // Not listening (no connection could be opened for it): read the run again each second instead.
+            recheckEvery: listening ? undefined : "1 second"
+          })
+        )
       ),
 
     findByPrefix: (prefix, limit) =>

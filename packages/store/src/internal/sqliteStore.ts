@@ -3,7 +3,7 @@
  * writer and reads through prepared statements, all on the store's own better-sqlite3 connection (the
  * engine reads on every run start). Semantics follow the in-memory reference store of `@ledgerflow/core`.
  */
-import { type Event, type EventStore, StoreError } from "@ledgerflow/core"
+import { type Event, EventStore, StoreError } from "@ledgerflow/core"
 import type Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -139,6 +139,11 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
   ).raw()
 
   const fail = (operation: string) => (cause: unknown) => storeError(operation, filename, cause, busyTimeoutMs)
+
+  // Woken by this store's own commits; another process's are seen by reading the run again each second.
+  const waiters = EventStore.makeRunWaiters()
+  const wakeAfter = (runId: string, changed: boolean) => <A, E>(write: Effect.Effect<A, E>) =>
+    changed ? Effect.tap(write, () => Effect.sync(() => waiters.wake(runId))) : write
 
   /** Events numbered from `firstSeq`; called inside a write transaction. */
   const insertEvents = (runId: string, firstSeq: number, events: ReadonlyArray<Event.NewEvent>) => {
@@ -289,7 +294,7 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
         },
         fail(`append to run ${request.runId}`),
         { durable: request.durable, alone: request.alone }
-      ),
+      ).pipe(wakeAfter(request.runId, request.patch?.status !== undefined)),
 
     renew: (request) =>
       writer.submit(
@@ -300,7 +305,8 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
         fail(`renewal of the lease of run ${request.runId}`),
         // A lease renewal lost with the machine is moot: the lease is short either way.
         { durable: false }
-      ),
+        // A lease renewed to now is given up: a waiter may take the run at once.
+      ).pipe(wakeAfter(request.runId, request.leaseExpiresAt <= request.now)),
 
     getRun: (runId) => read(`read of run ${runId}`, () => Option.fromNullable(currentRun(runId))),
 
@@ -334,6 +340,14 @@ export const make = ({ busyTimeoutMs, db, filename, writer }: StoreContext): Eve
       read(`read of the events of run ${runId}`, () => selectFold.all(runId).map((row) => toFoldRow(runId, row))),
 
     readBodies: (runId) => read(`read of the step outputs of run ${runId}`, () => new Map(selectBodies.all(runId))),
+
+    awaitRunChange: (runId, atMost) =>
+      waiters.wait({
+        runId,
+        atMost,
+        current: read(`read of run ${runId}`, () => currentRun(runId)),
+        recheckEvery: "1 second"
+      }),
 
     findByPrefix: (prefix, limit) =>
       // GLOB is case-sensitive, like `startsWith`, and uses the primary key for the literal prefix.
