@@ -18,6 +18,18 @@ const single = <O>(step: Anthropic.MessageStep<string, O>, name = "single") =>
     run: (text: string) => step(text)
   })
 
+/** The extraction step of these tests: a Report from text, by tool use (sonnet, 512 tokens out). */
+const extractReport = (options: Pick<Anthropic.MessageStepOptions<string, unknown>, "driftCap" | "retry" | "toolChoice"> = {}) =>
+  Anthropic.messageStep({
+    name: "extract",
+    model: "claude-sonnet-4-6",
+    maxTokens: 512,
+    input: Schema.String,
+    output: Report,
+    prompt: (text) => `Extract: ${text}`,
+    ...options
+  })
+
 /**
  * Summarise, then extract a Report from the summary: drifts capped at 1, transient failures at 2 attempts
  * with a 10 s backoff. The summary is the paid work a resume must serve rather than buy again.
@@ -30,15 +42,9 @@ const summarizeThenExtract = () => {
     input: Schema.String,
     prompt: (text) => `Summarise: ${text}`
   })
-  const extract = Anthropic.messageStep({
-    name: "extract",
-    model: "claude-sonnet-4-6",
-    maxTokens: 512,
-    input: Schema.String,
-    output: Report,
+  const extract = extractReport({
     driftCap: 1,
-    retry: RetryPolicy.exponential({ base: "10 seconds", maxDelay: "10 seconds", maxAttempts: 2, maxElapsed: "5 minutes", jitter: 0 }),
-    prompt: (text) => `Extract: ${text}`
+    retry: RetryPolicy.exponential({ base: "10 seconds", maxDelay: "10 seconds", maxAttempts: 2, maxElapsed: "5 minutes", jitter: 0 })
   })
   return Pipeline.make({
     name: "summarize-extract",
@@ -282,15 +288,7 @@ layer(AnthropicStandIn.layer())("Anthropic.messageStep against the stand-in, wit
           toolUse: { name: "extract", input: { title: "Q3", total: 12, tags: ["ads"] } },
           usage: { input_tokens: 900, output_tokens: 45 }
         })
-        const extract = Anthropic.messageStep({
-          name: "extract",
-          model: "claude-sonnet-4-6",
-          maxTokens: 512,
-          input: Schema.String,
-          output: Report,
-          driftCap: 2,
-          prompt: (text) => `Extract: ${text}`
-        })
+        const extract = extractReport({ driftCap: 2 })
         // Drift retries do not wait: no clock needs to move.
         expect(yield* Engine.run(single(extract), "q3", { key: "d1" })).toEqual({ title: "Q3", total: 12, tags: ["ads"] })
         const events = yield* stepEvents("d1")
@@ -327,15 +325,7 @@ layer(AnthropicStandIn.layer())("Anthropic.messageStep against the stand-in, wit
       Effect.gen(function*() {
         const drifted = { json: { title: 7 } }
         yield* script(drifted, drifted)
-        const extract = Anthropic.messageStep({
-          name: "extract",
-          model: "claude-sonnet-4-6",
-          maxTokens: 512,
-          input: Schema.String,
-          output: Report,
-          toolChoice: "auto",
-          prompt: (text) => `Extract: ${text}`
-        })
+        const extract = extractReport({ toolChoice: "auto" })
         const pipeline = single(extract)
         const failure = yield* Effect.flip(Engine.run(pipeline, "q3", { key: "d2" }))
         assert(Failure.isDeterministic(failure))
