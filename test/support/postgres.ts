@@ -36,3 +36,23 @@ export const freshDatabase = async (url: string = serverUrl()): Promise<string> 
   target.pathname = `/${name}`
   return target.toString()
 }
+
+/**
+ * Run `statements` on `url` in a transaction left open, so that the locks they take are held, until
+ * `release` commits it and closes the connection.
+ */
+export const openTransaction = async (url: string, ...statements: ReadonlyArray<string>): Promise<{ release: () => Promise<void> }> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  await client.query("BEGIN")
+  for (const statement of statements) await client.query(statement)
+  return {
+    release: async () => {
+      try {
+        await client.query("COMMIT")
+      } finally {
+        await client.end()
+      }
+    }
+  }
+}

@@ -8,8 +8,8 @@ import { PgStore } from "@ledgerflow/store"
 import { existsSync, readFileSync } from "node:fs"
 import * as net from "node:net"
 import { join } from "node:path"
-import { freshDatabase } from "../../../test/support/postgres.js"
-import { ledgerflow, mask, ndjson, oneLine, tempDir } from "./fixtures/cli.js"
+import { freshDatabase, openTransaction } from "../../../test/support/postgres.js"
+import { ledgerflow, mask, ndjson, oneLine, onTerminal, shellCommand, tempDir } from "./fixtures/cli.js"
 import { allIds, names, type Prepared, prepare } from "./fixtures/prepare.js"
 
 let url: string
@@ -50,6 +50,36 @@ describe("the read commands on Postgres", () => {
     const cost = await run("cost", "--by", "pipeline")
     expect(cost.code, cost.stderr).toBe(0)
     expect(cost.stdout).toContain("report")
+  })
+})
+
+describe("export on a terminal", () => {
+  it("draws its progress line (spinner, label, seconds) while the store keeps it waiting, then erases it", async () => {
+    // The export's reads of the events table wait on this lock: long enough for frames to be drawn (the
+    // first after 200 ms, then every 100 ms). Listing the runs, before the progress line, does not.
+    const lock = await openTransaction(url, "LOCK TABLE ledgerflow.events IN ACCESS EXCLUSIVE MODE")
+    // A frame: spinner, label, what the export last said (once it reads on), seconds spent.
+    const frame = /\r\x1b\[2K([⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]) exporting(?: \d+ events, \d+\/(\d+) runs)? \(\d+s\)/g
+    const spinner = (output: string) => new Set([...output.matchAll(frame)].map((m) => m[1]))
+    let released: Promise<void> | undefined
+    const dir = tempDir()
+    try {
+      const exported = await onTerminal(`${shellCommand(url)} export > export.ndjson`, dir, (output) => {
+        // Two frames with the spinner moved on: the line is live. Let the export read on.
+        if (released === undefined && spinner(output).size >= 2) released = lock.release()
+      })
+      expect(exported.code, exported.output).toBe(0)
+      expect(released, "the export ended without drawing two frames").toBeDefined()
+      // On the terminal: the frames, each over the last, and the line erased at the end; nothing else.
+      expect(exported.output.replace(frame, "")).toBe("\r\x1b[2K")
+      for (const [, , runs] of exported.output.matchAll(frame)) {
+        if (runs !== undefined) expect(Number(runs)).toBe(allIds(prepared).length)
+      }
+      const events = ndjson(readFileSync(join(dir, "export.ndjson"), "utf8"))
+      expect(new Set(events.map((e) => e["runId"]))).toEqual(new Set(allIds(prepared)))
+    } finally {
+      await (released ?? lock.release())
+    }
   })
 })
 

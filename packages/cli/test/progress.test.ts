@@ -6,9 +6,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, TestClock } from "effect"
 import { withProgress } from "../src/internal/output.js"
 
-const terminal = (isTTY: boolean) => {
+const terminal = (isTTY: boolean, columns = 80) => {
   const written: Array<string> = []
-  return { written, stream: { isTTY, columns: 80, write: (s: string) => written.push(s) > 0 } }
+  return { written, stream: { isTTY, columns, write: (s: string) => written.push(s) > 0 } }
 }
 
 describe("withProgress", () => {
@@ -29,6 +29,15 @@ describe("withProgress", () => {
       const count = written.length
       yield* TestClock.adjust("1 second")
       expect(written.length).toBe(count)
+    }))
+
+  it.effect("a terminal that reports 0 columns (a pty without a size) gets the whole line, up to 80 columns", () =>
+    Effect.gen(function*() {
+      const { stream, written } = terminal(true, 0)
+      const fiber = yield* Effect.fork(withProgress("exporting", () => Effect.sleep("1 second"), stream))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(written.some((s) => /^\r\x1b\[2K. exporting \(0s\)$/.test(s))).toBe(true)
     }))
 
   it.effect("erases the line when the work fails", () =>

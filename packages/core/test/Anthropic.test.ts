@@ -1,7 +1,7 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
 import { Anthropic, CostLedger, Engine, Event, Failure, Journal, Pipeline, RetryPolicy } from "@ledgerflow/core"
 import { AnthropicStandIn } from "@ledgerflow/core/testing"
-import { ConfigProvider, Effect, Exit, Layer, Schema } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Schema, TestServices } from "effect"
 import { fresh, meter, promptOf, script, withTime } from "./fixtures/claude.js"
 
 const Report = Schema.Struct({ title: Schema.String, total: Schema.Number, tags: Schema.Array(Schema.String) })
@@ -16,6 +16,90 @@ const single = <O>(step: Anthropic.MessageStep<string, O>, name = "single") =>
     input: Schema.String,
     output: Schema.Unknown,
     run: (text: string) => step(text)
+  })
+
+/** The extraction step of these tests: a Report from text, by tool use (sonnet, 512 tokens out). */
+const extractReport = (options: Pick<Anthropic.MessageStepOptions<string, unknown>, "driftCap" | "retry" | "toolChoice"> = {}) =>
+  Anthropic.messageStep({
+    name: "extract",
+    model: "claude-sonnet-4-6",
+    maxTokens: 512,
+    input: Schema.String,
+    output: Report,
+    prompt: (text) => `Extract: ${text}`,
+    ...options
+  })
+
+/**
+ * Summarise, then extract a Report from the summary: drifts capped at 1, transient failures at 2 attempts
+ * with a 10 s backoff. The summary is the paid work a resume must serve rather than buy again.
+ */
+const summarizeThenExtract = () => {
+  const summarize = Anthropic.messageStep({
+    name: "summarize",
+    model: "claude-haiku-4-5",
+    maxTokens: 256,
+    input: Schema.String,
+    prompt: (text) => `Summarise: ${text}`
+  })
+  const extract = extractReport({
+    driftCap: 1,
+    retry: RetryPolicy.exponential({ base: "10 seconds", maxDelay: "10 seconds", maxAttempts: 2, maxElapsed: "5 minutes", jitter: 0 })
+  })
+  return Pipeline.make({
+    name: "summarize-extract",
+    version: 1,
+    input: Schema.String,
+    output: Schema.Unknown,
+    run: (text: string) => Effect.flatMap(summarize(text), extract)
+  })
+}
+
+/**
+ * Before the crash: the summary, a drifted extraction (drift 1 of 1), a 529 (attempt 1 of 2, retry in 10 s).
+ * Once the journal shows that 529 with its delay, the worker is stopped while it waits out the backoff (its
+ * lease released, as a stopped process's is; the TestClock never moved): the run is left `running`, for a
+ * second start by key to take over.
+ */
+const crashedInBackoff = (pipeline: ReturnType<typeof summarizeThenExtract>, key: string) =>
+  Effect.gen(function*() {
+    yield* script(
+      { text: "Q3: ads up 12%.", usage: { input_tokens: 400, output_tokens: 20 } },
+      { toolUse: { name: "extract", input: { title: "Q3", tags: ["ads"] } }, usage: { input_tokens: 300, output_tokens: 30 } },
+      { fault: "status", status: 529 }
+    )
+    const worker = yield* Effect.fork(Engine.run(pipeline, "the Q3 report", { key }))
+    const failedSoFar = Effect.flatMap(Engine.runs({ key }), ([run]) =>
+      run === undefined
+        ? Effect.succeed([])
+        : Effect.map(Engine.events(run.runId), (events) => events.flatMap((e) => e._tag === "StepAttemptFailed" ? [e] : [])))
+    // The worker waits on the stand-in over real HTTP: look again after a few real milliseconds.
+    while ((yield* failedSoFar).length < 2) yield* TestServices.provideLive(Effect.sleep("5 millis"))
+    yield* Fiber.interrupt(worker)
+    const [run] = yield* Engine.runs({ key })
+    expect(run!.status).toBe("running")
+    const failed = yield* failedSoFar
+    expect(failed.map((e) => [e.attempt, e.failure.rule, e.retryDelayMs])).toEqual([
+      [1, "schema-drift", 0],
+      [2, "anthropic-error-type", 10_000]
+    ])
+    expect(yield* meter).toMatchObject({ calls: 3, billedCalls: 2 })
+    return run!.runId
+  })
+
+/** What a takeover did to extract: its failed attempts, and whether it waited out the backoff it inherited. */
+const afterTakeover = (runId: string) =>
+  Effect.gen(function*() {
+    const events = yield* Engine.events(runId)
+    const failed = events.flatMap((e) => e._tag === "StepAttemptFailed" ? [e] : [])
+    const [, beforeCrash, resumed] = failed
+    // The resumed attempt started no sooner than the retry the dead worker had scheduled.
+    expect(resumed!.startedAt).toBeGreaterThanOrEqual(beforeCrash!.at + beforeCrash!.retryDelayMs!)
+    // The summary was served from the log, not asked for (or paid) again.
+    expect(events.some((e) => e._tag === "StepsServed" && e.stepIds.includes("summarize#0"))).toBe(true)
+    const m = yield* meter
+    expect(m.requests.filter((r) => JSON.stringify(r).includes("Summarise:"))).toHaveLength(1)
+    return { failed, meter: m }
   })
 
 const stepEvents = (runKey: string) =>
@@ -204,15 +288,7 @@ layer(AnthropicStandIn.layer())("Anthropic.messageStep against the stand-in, wit
           toolUse: { name: "extract", input: { title: "Q3", total: 12, tags: ["ads"] } },
           usage: { input_tokens: 900, output_tokens: 45 }
         })
-        const extract = Anthropic.messageStep({
-          name: "extract",
-          model: "claude-sonnet-4-6",
-          maxTokens: 512,
-          input: Schema.String,
-          output: Report,
-          driftCap: 2,
-          prompt: (text) => `Extract: ${text}`
-        })
+        const extract = extractReport({ driftCap: 2 })
         // Drift retries do not wait: no clock needs to move.
         expect(yield* Engine.run(single(extract), "q3", { key: "d1" })).toEqual({ title: "Q3", total: 12, tags: ["ads"] })
         const events = yield* stepEvents("d1")
@@ -249,15 +325,7 @@ layer(AnthropicStandIn.layer())("Anthropic.messageStep against the stand-in, wit
       Effect.gen(function*() {
         const drifted = { json: { title: 7 } }
         yield* script(drifted, drifted)
-        const extract = Anthropic.messageStep({
-          name: "extract",
-          model: "claude-sonnet-4-6",
-          maxTokens: 512,
-          input: Schema.String,
-          output: Report,
-          toolChoice: "auto",
-          prompt: (text) => `Extract: ${text}`
-        })
+        const extract = extractReport({ toolChoice: "auto" })
         const pipeline = single(extract)
         const failure = yield* Effect.flip(Engine.run(pipeline, "q3", { key: "d2" }))
         assert(Failure.isDeterministic(failure))
@@ -284,6 +352,47 @@ layer(AnthropicStandIn.layer())("Anthropic.messageStep against the stand-in, wit
         const [drift] = (yield* stepEvents("d3")).filter((e) => e._tag === "StepAttemptFailed")
         assert(drift?._tag === "StepAttemptFailed")
         expect(Anthropic.driftFingerprint(drift.failure)).toBe("text (not JSON)")
+      }).pipe(Effect.provide(fresh)))
+  })
+
+  describe("a run taken over after its worker stopped mid-backoff keeps both caps", () => {
+    it.effect("the retry budget: the 529 before the crash counts, so one more 529 ends the run (attempt 3, no fresh budget)", () =>
+      Effect.gen(function*() {
+        const pipeline = summarizeThenExtract()
+        const runId = yield* crashedInBackoff(pipeline, "c1")
+        yield* script({ fault: "status", status: 529 })
+        const failure = yield* Effect.flip(withTime(Engine.run(pipeline, "the Q3 report", { key: "c1" })))
+        assert(Failure.isTransient(failure), `expected the run to end Transient, got ${failure._tag}: ${failure.message}`)
+        expect(failure.runId).toBe(runId)
+        const { failed, meter: m } = yield* afterTakeover(runId)
+        // Attempts numbered on; the budget of 2 non-drift attempts spent across the two processes.
+        expect(failed.map((e) => [e.attempt, e.failure.rule, e.retryDelayMs, e.giveUp !== undefined])).toEqual([
+          [1, "schema-drift", 0, false],
+          [2, "anthropic-error-type", 10_000, false],
+          [3, "anthropic-error-type", undefined, true]
+        ])
+        // The resume paid for nothing: one more call, a 529, unbilled.
+        expect(m).toMatchObject({ calls: 4, billedCalls: 2 })
+        expect((yield* Engine.getRun(runId)).status).toBe("failed")
+      }).pipe(Effect.provide(fresh)))
+
+    it.effect("the drift cap: the drift before the crash counts apart from the budget, so one more drift fails Deterministic", () =>
+      Effect.gen(function*() {
+        const pipeline = summarizeThenExtract()
+        const runId = yield* crashedInBackoff(pipeline, "c2")
+        yield* script({ toolUse: { name: "extract", input: { title: "Q3" } }, usage: { input_tokens: 300, output_tokens: 25 } })
+        const failure = yield* Effect.flip(withTime(Engine.run(pipeline, "the Q3 report", { key: "c2" })))
+        assert(Failure.isDeterministic(failure))
+        expect(failure.rule).toBe("schema-drift")
+        expect(failure.reason).toContain("drift cap reached (2 drifted replies; driftCap 1)")
+        const { failed, meter: m } = yield* afterTakeover(runId)
+        expect(failed.map((e) => [e.attempt, e.failure.rule, e.failure._tag])).toEqual([
+          [1, "schema-drift", "Transient"],
+          [2, "anthropic-error-type", "Transient"],
+          [3, "schema-drift", "Deterministic"]
+        ])
+        // The resume paid for exactly one call: the drifted reply.
+        expect(m).toMatchObject({ calls: 4, billedCalls: 3 })
       }).pipe(Effect.provide(fresh)))
   })
 })
@@ -327,7 +436,7 @@ describe("Anthropic: bad input", () => {
     expect(() => Anthropic.messageStep({ ...base, failOverCeiling: true })).toThrow(/failOverCeiling needs a contextCeiling/)
   })
 
-  it("the journal counts drifted attempts apart from the retry budget, so a resumed process keeps both caps", () => {
+  it("the journal's fold counts drifted attempts apart from the retry budget (a takeover starts from these counts)", () => {
     const drift = Anthropic.driftFailure(
       new Anthropic.SchemaDrift({ stepName: "extract", fingerprint: "{title:string}", message: "total is missing" })
     )

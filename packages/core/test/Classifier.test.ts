@@ -1,7 +1,9 @@
 /**
  * The classifier against real errors from the real libraries: the Anthropic SDK talking to a local HTTP
- * server, better-sqlite3 and @effect/sql on a temp file, Node's fetch, Effect Schema. Only the Postgres
- * errors are hand-built (no server here).
+ * server, better-sqlite3 and @effect/sql on a temp file, Node's fetch and sockets, Effect Schema. Only the
+ * Postgres errors are hand-built (no server here). EAI_AGAIN has no row: only getaddrinfo raises it (a
+ * resolver that timed out or failed), and this machine's resolver answers a name under `.invalid` with
+ * ENOTFOUND; pointing `dns.lookup` at another resolver would mean changing /etc/resolv.conf.
  */
 import Anthropic from "@anthropic-ai/sdk"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -20,6 +22,7 @@ import type { AddressInfo } from "node:net"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Worker } from "node:worker_threads"
 import * as Layer from "effect/Layer"
 import * as Engine from "../src/Engine.js"
 import * as EventStore from "../src/EventStore.js"
@@ -74,7 +77,7 @@ const scenarios: Record<string, (res: http.ServerResponse) => void> = {
     { "retry-after": "60" }
   ),
   // Statuses a proxy or gateway answers with, in plain text (no error.type): the status decides.
-  ...Object.fromEntries([408, 425, 502, 504].map((status) => [`plain-${status}`, (res: http.ServerResponse) => {
+  ...Object.fromEntries([408, 425, 502, 504, 507].map((status) => [`plain-${status}`, (res: http.ServerResponse) => {
     res.writeHead(status, { "content-type": "text/plain" })
     res.end("try later")
   }])),
@@ -137,10 +140,60 @@ const server = http.createServer((req, res) => {
 })
 /** A TCP server that resets every connection it accepts (RST, not FIN): the client reads ECONNRESET. */
 const resetting = net.createServer((socket) => socket.resetAndDestroy())
+/** A TCP server that closes every connection it accepts (FIN): a client that writes on reads EPIPE. */
+const closing = net.createServer((socket) => socket.destroy())
 let client: Anthropic
 let closedPort: number
 let resetPort: number
+let closingPort: number
+let hole: BlackHole
+/** fetch to the black hole, started once in beforeAll: undici's connect timeout is 10 s, spent beside the other rows. */
+let undiciConnectTimeout: Promise<unknown>
 let tmp: string
+
+interface BlackHole {
+  readonly port: number
+  readonly close: () => Promise<void>
+}
+
+/**
+ * A port on 127.0.0.1 that never completes a connection, as a black-holed host: a listener (backlog 1) in a
+ * worker thread whose event loop is blocked, so it never accepts. Once its accept queue holds the two
+ * connections Linux allows it (backlog + 1), every further SYN is dropped and the client waits.
+ */
+const blackHole = async (): Promise<BlackHole> => {
+  const gate = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(
+    `const net = require("node:net")
+    const { parentPort, workerData } = require("node:worker_threads")
+    const server = net.createServer()
+    server.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+      parentPort.postMessage(server.address().port)
+      Atomics.wait(workerData, 0, 0) // until close() below: no accept meanwhile
+      server.close()
+    })`,
+    { eval: true, workerData: gate }
+  )
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once("message", resolve)
+    worker.once("error", reject)
+  })
+  const fillers = await Promise.all([0, 1].map(() =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1", () => resolve(socket))
+      socket.on("error", reject)
+    })
+  ))
+  return {
+    port,
+    close: async () => {
+      for (const socket of fillers) socket.destroy()
+      Atomics.store(gate, 0, 1)
+      Atomics.notify(gate, 0)
+      await worker.terminate()
+    }
+  }
+}
 
 /** A port that was just free: nothing listens on it. */
 const freePort = () =>
@@ -159,6 +212,10 @@ beforeAll(async () => {
   closedPort = await freePort()
   await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve))
   resetPort = (resetting.address() as AddressInfo).port
+  await new Promise<void>((resolve) => closing.listen(0, "127.0.0.1", resolve))
+  closingPort = (closing.address() as AddressInfo).port
+  hole = await blackHole()
+  undiciConnectTimeout = rejection(fetch(`http://127.0.0.1:${hole.port}/`))
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ledgerflow-classifier-"))
 })
 
@@ -166,6 +223,9 @@ afterAll(async () => {
   server.closeAllConnections()
   await new Promise<void>((resolve) => server.close(() => resolve()))
   await new Promise<void>((resolve) => resetting.close(() => resolve()))
+  await new Promise<void>((resolve) => closing.close(() => resolve()))
+  await undiciConnectTimeout
+  await hole.close()
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
@@ -331,6 +391,8 @@ const rows: ReadonlyArray<Row> = [
     tag: "Deterministic",
     rule: "spend-limit"
   },
+  // The table's statuses. 502 and 504 are 5xx, so without their entries they would still be Transient, by
+  // the rule for other 5xx: `rule` tells the two apart.
   ...([408, 425, 502, 504] as const).map((status): Row => ({
     name: `SDK ${status} with a plain-text body: decided by the status`,
     make: () => sdkError(`plain-${status}`),
@@ -338,6 +400,14 @@ const rows: ReadonlyArray<Row> = [
     tag: "Transient",
     rule: "http-status"
   })),
+  {
+    name: "SDK 507 with a plain-text body: a 5xx outside the table is a server error, taken as transient",
+    make: () => sdkError("plain-507"),
+    raised: "InternalServerError",
+    says: "HTTP 507",
+    tag: "Transient",
+    rule: "http-5xx"
+  },
   ...([
     ["permission", "permission_error", "PermissionDeniedError"],
     ["not-found", "not_found_error", "NotFoundError"],
@@ -462,6 +532,71 @@ const rows: ReadonlyArray<Row> = [
     says: "ECONNRESET",
     tag: "Transient",
     rule: "network-code"
+  },
+  {
+    name: "node:net writing on after the server closed the connection: EPIPE",
+    make: () =>
+      new Promise((resolve) => {
+        // Half-open, so the socket stays writable after the server's FIN: the first write draws an RST,
+        // the next one fails.
+        const socket = net.connect({ port: closingPort, host: "127.0.0.1", allowHalfOpen: true })
+        const write = (): void => void socket.write("x", (error) => error === undefined || error === null ? write() : undefined)
+        socket.on("end", write)
+        socket.on("error", resolve)
+      }),
+    says: "EPIPE",
+    tag: "Transient",
+    rule: "network-code"
+  },
+  {
+    name: "node:net to a name whose first address never answers: Node's connection attempt timeout, ETIMEDOUT",
+    make: () =>
+      new Promise((resolve) => {
+        // The name resolves to the black hole, then to an address where nothing listens: Node gives the
+        // first attempt 100 ms, then tries the next, and reports both (AggregateError, code ETIMEDOUT).
+        const socket = net.connect({
+          host: "black-hole.test",
+          port: hole.port,
+          autoSelectFamily: true,
+          autoSelectFamilyAttemptTimeout: 100,
+          lookup: (_host, _options, callback) =>
+            callback(null, [{ address: "127.0.0.1", family: 4 }, { address: "127.0.0.2", family: 4 }])
+        })
+        socket.on("connect", () => {
+          socket.destroy()
+          resolve(new Error("expected a failure"))
+        })
+        socket.on("error", resolve)
+      }),
+    raised: "AggregateError",
+    says: "network error ETIMEDOUT (connect ETIMEDOUT 127.0.0.1:",
+    tag: "Transient",
+    rule: "network-code"
+  },
+  {
+    name: "fetch to a host that never accepts: undici's connect timeout (10 s), UND_ERR_CONNECT_TIMEOUT under fetch failed",
+    make: () => undiciConnectTimeout,
+    raised: "TypeError",
+    says: "UND_ERR_CONNECT_TIMEOUT",
+    tag: "Transient",
+    rule: "network-code"
+  },
+  // undici's headers and body timeouts (UND_ERR_HEADERS_TIMEOUT, UND_ERR_BODY_TIMEOUT) are 300 s in Node's
+  // fetch and set only through an undici Agent, a dependency this package does not have: no row. A timeout
+  // of the caller's on a server that never answers is the row below.
+  {
+    name: "fetch with AbortSignal.timeout to a server that never answers: TimeoutError",
+    make: () =>
+      rejection(fetch(`${client.baseURL}/v1/messages`, {
+        method: "POST",
+        headers: { "x-scenario": "hang" },
+        body: "{}",
+        signal: AbortSignal.timeout(100)
+      })),
+    raised: "TimeoutError",
+    says: "TimeoutError",
+    tag: "Transient",
+    rule: "timeout"
   },
   // SQLite, better-sqlite3
   {

@@ -4,6 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import { defaultWidth } from "./render.js"
 
 /** Lines to stdout. */
 export const lines = (text: ReadonlyArray<string>): Effect.Effect<void> =>
@@ -47,7 +48,8 @@ export const withProgress = <A, E, R>(
   const draw = Effect.sync(() => {
     const elapsed = `${Math.floor((Date.now() - started) / 1000)}s`
     const text = `${spinner[frame++ % spinner.length]} ${label}${status === "" ? "" : ` ${status}`} (${elapsed})`
-    stream.write(`\r\x1b[2K${text.slice(0, (stream.columns ?? 80) - 1)}`)
+    // A pseudo-terminal without a size reports 0 columns: 80 then, as for tables.
+    stream.write(`\r\x1b[2K${text.slice(0, defaultWidth(stream) - 1)}`)
   })
   return Effect.gen(function*() {
     // The first frame after 200 ms: quick work shows no progress at all. Closing the scope stops it.

@@ -149,13 +149,21 @@ const anthropicConnection: Rule = ({ chain, error }) => {
 
 const TRANSIENT_STATUSES: ReadonlySet<number> = new Set([408, 409, 425, 429, 500, 502, 503, 504, 529])
 
-/** 4. An HTTP status on any error object: the usual retryable ones, and 5xx, heal; other 4xx do not. */
+/**
+ * 4. An HTTP status on any error object: the table's retryable ones heal (rule `http-status`), other 4xx do
+ * not; any other 5xx is taken as a server fault that may heal, under its own rule name (`http-5xx`) so that
+ * a status dropped from the table shows in the verdict.
+ */
 const httpStatusRule: Rule = ({ error }) => {
   const status = httpStatus(error)
   if (status === undefined || status < 400) return undefined
-  const kind = TRANSIENT_STATUSES.has(status) || status >= 500 ? "transient" : "deterministic"
   const text = STATUS_TEXT[status]
-  return verdict(kind, `HTTP ${status}${text ? ` ${text}` : ""} is ${kind} (rule: http-status)`, "http-status")
+  const said = `HTTP ${status}${text ? ` ${text}` : ""}`
+  if (!TRANSIENT_STATUSES.has(status) && status >= 500) {
+    return verdict("transient", `${said} is a server error, taken as transient (rule: http-5xx)`, "http-5xx")
+  }
+  const kind = TRANSIENT_STATUSES.has(status) ? "transient" : "deterministic"
+  return verdict(kind, `${said} is ${kind} (rule: http-status)`, "http-status")
 }
 
 /** 5a. SQLite: a busy or locked database heals; a schema mismatch or a constraint violation does not. */
@@ -269,7 +277,9 @@ const NETWORK_CODES: ReadonlySet<string> = new Set([
  * `TypeError: terminated` hide them in `.cause`).
  */
 const networkCode: Rule = ({ chain, error }) => {
-  const found = chain.find((e) => NETWORK_CODES.has(str(get(e, "code")) ?? ""))
+  const coded = chain.filter((e) => NETWORK_CODES.has(str(get(e, "code")) ?? ""))
+  // An AggregateError (a connection tried on several addresses) has the code but no message: its errors say where.
+  const found = coded.find((e) => message(e) !== "") ?? coded[0]
   if (found === undefined) return undefined
   const code = str(get(found, "code"))
   const cut = message(error) === "terminated" ? "a response cut short: " : ""
