@@ -238,7 +238,8 @@ describe("ledgerflow breaker list and reset", () => {
     // Started, and failed its own way: the breaker no longer refuses it.
     expect(await start(4)).toBe("Deterministic")
     expect((await run(["breaker", "list"])).stdout).toMatch(/guarded@1\s+closed/)
-  })
+    // Four CLI processes: each can take 15 s on a loaded 2-core machine.
+  }, 120_000)
 
   it("names the pipelines the config has when asked for one it does not", async () => {
     const result = await run(["breaker", "reset", "nope"])
