@@ -9,9 +9,10 @@
 //
 // One shape is not a cycle: a public module's face and its implementation, the Effect pattern STYLE.md
 // prescribes (`CostLedger.ts` declares the types and `export const report = internal.report`;
-// `internal/costLedger.ts` imports those types back). When a public module imports an `internal/`
-// module directly and that module imports it back for types only (`import type`, `import { type X }`),
-// the back edge is dropped: the two read as one module. A value import back, or any longer loop, is a cycle.
+// `internal/costLedger.ts` and the internal modules it uses import those types back). A public module's
+// implementation is the `internal/` modules it reaches through `internal/` modules only; their imports of
+// it for types only (`import type`, `import { type X }`) are dropped: face and implementation read as one
+// module. A value import back, or a loop through another public module, is a cycle.
 //
 // Imports are read from TypeScript's syntax tree (typescript is already a dev dependency of the
 // workspace), so an import inside a comment or a string is not an edge and every form is seen:
@@ -104,9 +105,23 @@ const edges = new Map(
   })
 )
 
-/** Whether `from → to` is an implementation's type-only import of the public face that imports it. */
-const isFaceBackEdge = (from, to, typeOnly) =>
-  typeOnly && isInternal(from) && !isInternal(to) && edges.get(to)?.has(from) === true
+/** public module → the internal modules it reaches through internal modules only (its implementation) */
+const implementation = new Map(
+  files.filter((file) => !isInternal(file)).map((face) => {
+    const reached = new Set()
+    const queue = [...edges.get(face).keys()].filter(isInternal)
+    while (queue.length > 0) {
+      const next = queue.pop()
+      if (reached.has(next)) continue
+      reached.add(next)
+      queue.push(...[...edges.get(next).keys()].filter(isInternal))
+    }
+    return [face, reached]
+  })
+)
+
+/** Whether `from → to` is an implementation's type-only import of its public face. */
+const isFaceBackEdge = (from, to, typeOnly) => typeOnly && implementation.get(to)?.has(from) === true
 
 /** @type {Map<string, string[]>} file → the files it imports (sorted, unique), face back edges dropped */
 const graph = new Map(

@@ -75,7 +75,7 @@ describe("scripts/import-cycles.mjs", () => {
     }
   })
 
-  it("a public module and its internal implementation importing its types back are one module; a value import back is a cycle", () => {
+  it("a public module and its internal implementation importing its types back are one module; a value import back, or a loop through another public module, is a cycle", () => {
     const face = {
       [`${src}/CostLedger.ts`]: `import * as internal from "./internal/costLedger.js"\nexport interface Row { n: number }\nexport const report = internal.report\n`
     }
@@ -92,7 +92,15 @@ describe("scripts/import-cycles.mjs", () => {
     expect(valueBack.code).toBe(1)
     expect(valueBack.out).toContain("packages/core/src/CostLedger.ts → packages/core/src/internal/costLedger.ts → packages/core/src/CostLedger.ts")
 
-    // The exception is the direct pair only: a longer loop through the implementation is a cycle.
+    // The implementation may be several internal modules, each importing the face's types.
+    const split = check(fixture({
+      ...face,
+      [`${src}/internal/costLedger.ts`]: `import { fold } from "./costFold.js"\nexport const report = fold\n`,
+      [`${src}/internal/costFold.ts`]: `import type { Row } from "../CostLedger.js"\nexport const fold = (r: Row) => r.n\n`
+    }))
+    expect(split).toEqual({ code: 0, out: expect.stringContaining("no cycle") })
+
+    // A loop through another public module is a cycle.
     const longer = check(fixture({
       ...face,
       [`${src}/internal/costLedger.ts`]: `import type { Row } from "../Event.js"\nexport const report = (r: Row) => r\n`,
