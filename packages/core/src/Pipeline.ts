@@ -6,6 +6,7 @@ import type * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Failure from "./Failure.js"
 import type { RunContext } from "./RunContext.js"
 import { validateName } from "./Step.js"
 
@@ -31,7 +32,8 @@ export interface Options<I, IE, O, OE, E, R, RP = never> {
   readonly breaker?: { readonly threshold: number } | false
   /**
    * What one run may spend, in dollars (priced with the `Pricing` table) and/or input tokens. A step
-   * with an `estimate` that would pass it fails `Deterministic` (rule `budget`) before it is called.
+   * with an `estimate` that would pass it fails with `BudgetExceeded` (journaled as a `Deterministic`, rule
+   * `budget`) before it is called.
    * `Engine.run(..., { budget })` overrides it field by field.
    */
   readonly budget?: Budget
@@ -43,6 +45,34 @@ export interface Budget {
   readonly usd?: number | undefined
   /** Uncached input tokens (`Usage.inputTokens`), summed over the run's attempts. */
   readonly inputTokens?: number | undefined
+}
+
+/**
+ * A step would pass its run's budget: it is refused before it is called (nothing is paid). Raised at the
+ * step's call; journaled (by `Failure.classify`) as a `Deterministic` with rule `budget`, its cause named
+ * `BudgetExceeded` with the measure (`usd` or `inputTokens`) as its code. `message` says what to do.
+ */
+export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("BudgetExceeded", {
+  runId: Schema.String,
+  /** The step that was not called. */
+  stepId: Schema.String,
+  /** The part of the budget that would be passed (or could not be checked). */
+  measure: Schema.Literal("usd", "inputTokens"),
+  /** The run's budget in that measure. */
+  limit: Schema.Number,
+  /** What the run had spent (and held for attempts in flight) before this call, when it was counted. */
+  spent: Schema.optional(Schema.Number),
+  /** What this call was estimated to spend, when it could be. */
+  estimated: Schema.optional(Schema.Number),
+  /** What happened and what to do. */
+  message: Schema.String
+}) {
+  [Failure.toFailure](): Failure.Deterministic {
+    return Failure.deterministic(`BudgetExceeded: ${this.message}`, {
+      rule: "budget",
+      cause: new Failure.ErrorInfo({ name: "BudgetExceeded", message: this.message, code: this.measure })
+    })
+  }
 }
 
 /** The pipeline's Schemas compiled once. */

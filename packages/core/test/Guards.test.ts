@@ -23,7 +23,8 @@ describe("LoopGuard", () => {
       }
       expect(turns.map((t) => t.count)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
       expect(turns[9]).toMatchObject({ remaining: 0 })
-      const failure = yield* Effect.flip(LoopGuard.check({ key: "thread-42", actor: "billing-bot", limit: 10 }))
+      // The guard fails with LoopLimitExceeded; the log records it as the Failure it carries.
+      const failure = Failure.classify(yield* Effect.flip(LoopGuard.check({ key: "thread-42", actor: "billing-bot", limit: 10 })))
       assert(Failure.isDeterministic(failure))
       expect(failure.rule).toBe("loop-limit")
       expect(failure.cause).toMatchObject({ name: "LoopLimitExceeded", code: "thread-42" })

@@ -16,7 +16,7 @@ import * as Event from "../Event.js"
 import type { EventStoreService, RunPatch } from "../EventStore.js"
 import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
-import type { Budget } from "../Pipeline.js"
+import { type Budget, BudgetExceeded } from "../Pipeline.js"
 import * as Pricing from "../Pricing.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import {
@@ -475,9 +475,10 @@ export class StepRunner {
         }
         // A paid step checks the run's budget before each attempt: an attempt that would pass it is never made.
         const reservation = this.budget?.reserve(step, input, stepId) ?? noReservation
-        if (reservation instanceof Failure.Deterministic) {
-          this.failedStep.set(reservation, stepId)
-          return yield* Effect.fail(reservation)
+        if (reservation instanceof BudgetExceeded) {
+          const failure = Failure.classify(reservation)
+          this.failedStep.set(failure, stepId)
+          return yield* Effect.fail(failure)
         }
         if (step.irreversible) {
           // Durable before the body runs: a crash from here on leaves the step in doubt, never blindly re-sent.
