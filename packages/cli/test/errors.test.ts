@@ -50,7 +50,7 @@ describe("a file that is not our store", () => {
       ledgerflow(["--db", text, "runs"]),
       ledgerflow(["--db", foreign, "runs"])
     ])
-    oneLine(notSqlite, "is not a ledgerflow store (it is not a SQLite database)")
+    oneLine(notSqlite, "is not a ledgerflow store (it is not a SQLite database); use a new path or the right file (given with --db)")
     oneLine(other, "is not a ledgerflow store (it holds other tables (users))")
     expect(readFileSync(text).equals(before[0]!)).toBe(true)
     expect(readFileSync(foreign).equals(before[1]!)).toBe(true)

@@ -117,7 +117,12 @@ export class SchemaDrift extends Schema.TaggedError<SchemaDrift>()("SchemaDrift"
   stepName: Schema.String,
   fingerprint: Schema.String,
   message: Schema.String
-}) {}
+}) {
+  /** Journaled (by `Failure.classify`) as `driftFailure(this)`. */
+  [Failure.toFailure](): Failure.Transient {
+    return driftFailure(this)
+  }
+}
 
 /** The `Failure` a drift is journaled as: `Transient`, rule `schema-drift`, the fingerprint as its cause's code. */
 export const driftFailure = (drift: SchemaDrift): Failure.Transient =>
@@ -126,6 +131,40 @@ export const driftFailure = (drift: SchemaDrift): Failure.Transient =>
     rule: "schema-drift",
     cause: new Failure.ErrorInfo({ name: "SchemaDrift", message: drift.message, code: drift.fingerprint })
   })
+
+/**
+ * A Claude call sent more input tokens (uncached + cache write + cache read) than its step's
+ * `contextCeiling`, and the step has `failOverCeiling`. Raised by the step's body after the call (it is
+ * paid, and its usage reported); journaled (by `Failure.classify`) as a `Deterministic` with rule
+ * `context-ceiling`, its cause named `ContextOverCeiling`.
+ */
+export class ContextOverCeiling extends Schema.TaggedError<ContextOverCeiling>()("ContextOverCeiling", {
+  /** The step whose call passed its ceiling. */
+  stepId: Schema.String,
+  /** The ceiling, in input tokens. */
+  limit: Schema.Number,
+  /** The input tokens the call sent. */
+  actual: Schema.Number
+}) {
+  override get message(): string {
+    const over = this.actual - this.limit
+    return `step ${this.stepId} sent ${this.actual} input tokens, ${over} (${
+      Math.round((over / this.limit) * 100)
+    }%) over its context ceiling of ${this.limit}`
+  }
+
+  /** What to do. */
+  get hint(): string {
+    return "trim the context (or raise contextCeiling) and resume"
+  }
+
+  [Failure.toFailure](): Failure.Deterministic {
+    return Failure.deterministic(`ContextOverCeiling: ${this.message}; ${this.hint} (rule: context-ceiling)`, {
+      rule: "context-ceiling",
+      cause: new Failure.ErrorInfo({ name: "ContextOverCeiling", message: this.message })
+    })
+  }
+}
 
 /** The drift fingerprint a failure carries, when it is a drift. */
 export const driftFingerprint = (failure: Failure.Failure): string | undefined =>
@@ -169,7 +208,10 @@ export interface MessageStepOptions<I, O> {
    * reply whose input passed it is recorded as a `ContextOverCeiling` finding, with how far over.
    */
   readonly contextCeiling?: number | undefined
-  /** With `contextCeiling`: also fail the step (`Deterministic`, rule `context-ceiling`) when it is passed. */
+  /**
+   * With `contextCeiling`: also fail the step when it is passed, with `ContextOverCeiling` (journaled as a
+   * `Deterministic`, rule `context-ceiling`).
+   */
   readonly failOverCeiling?: boolean | undefined
   /** How many times a drifted reply is retried, apart from `retry`. Default 1. */
   readonly driftCap?: number | undefined
@@ -180,8 +222,11 @@ export interface MessageStepOptions<I, O> {
   readonly temperature?: number | undefined
 }
 
-/** A Claude call as a step. Its error channel is a `Failure` (classified) or a `SchemaDrift`. */
-export type MessageStep<I, O> = Step.Step<I, O, Failure.Failure | SchemaDrift, AnthropicClient>
+/**
+ * A Claude call as a step. Its body fails with a `Failure` (the call's error, classified), a `SchemaDrift`
+ * or a `ContextOverCeiling`: a step of your own that calls `run` can catch the last two by tag.
+ */
+export type MessageStep<I, O> = Step.Step<I, O, Failure.Failure | SchemaDrift | ContextOverCeiling, AnthropicClient>
 
 /**
  * A step that calls the Messages API once per attempt. Every attempt's usage (input, output, cache write,
@@ -271,17 +316,9 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
       const ceiling = options.contextCeiling
       const contextTokens = usage.inputTokens + usage.cacheWriteTokens + usage.cacheReadTokens
       if (ceiling !== undefined && contextTokens > ceiling) {
-        const over = contextTokens - ceiling
-        const message = `step ${context.stepId} sent ${contextTokens} input tokens, ${over} (${
-          Math.round((over / ceiling) * 100)
-        }%) over its context ceiling of ${ceiling}`
-        yield* context.reportFinding({ kind: "ContextOverCeiling", message, limit: ceiling, actual: contextTokens })
-        if (options.failOverCeiling === true) {
-          return yield* Effect.fail(Failure.deterministic(
-            `ContextOverCeiling: ${message}; trim the context (or raise contextCeiling) and resume (rule: context-ceiling)`,
-            { rule: "context-ceiling", cause: new Failure.ErrorInfo({ name: "ContextOverCeiling", message }) }
-          ))
-        }
+        const over = new ContextOverCeiling({ stepId: context.stepId, limit: ceiling, actual: contextTokens })
+        yield* context.reportFinding({ kind: "ContextOverCeiling", message: over.message, limit: ceiling, actual: contextTokens })
+        if (options.failOverCeiling === true) return yield* over
       }
       // Without an output Schema, O is string (its default): the reply's text.
       if (decodeOutput === undefined) return internal.textOf(message) as O
@@ -319,16 +356,12 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
     }
   }
 
-  const classify = (error: Failure.Failure | SchemaDrift): Failure.Failure =>
-    error instanceof SchemaDrift ? driftFailure(error) : Failure.classify(error)
-
   const common = {
     name: options.name,
     // Without an output Schema the output is the reply's text.
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- O defaults to string exactly when output is absent
     output: (output ?? Schema.String) as Schema.Schema<O, any, never>,
     run,
-    classify,
     estimate,
     keepOnRollback: true,
     ...(options.retry !== undefined ? { retry: options.retry } : {}),

@@ -61,6 +61,23 @@ export const isDeterministic = (u: unknown): u is Deterministic => u instanceof 
 
 export const isFailure = (u: unknown): u is Failure => isTransient(u) || isDeterministic(u)
 
+/**
+ * The key of an error's own verdict: an error class with a `[Failure.toFailure]()` method says itself how
+ * it is journaled, and `classify` asks it before any rule. The guards' errors (`LoopLimitExceeded`,
+ * `BudgetExceeded`, `ContextOverCeiling`, `SchemaDrift`) are such classes: a caller catches them by tag
+ * (`Effect.catchTag("LoopLimitExceeded", …)`) where they are raised, and the log records the same
+ * `Failure` for them every time.
+ */
+export const toFailure: unique symbol = Symbol.for("@ledgerflow/core/Failure/toFailure")
+
+/** An error that carries the `Failure` it is journaled as (see `toFailure`). */
+export interface HasFailure {
+  readonly [toFailure]: () => Failure
+}
+
+export const hasFailure = (u: unknown): u is HasFailure =>
+  Predicate.hasProperty(u, toFailure) && Predicate.isFunction(u[toFailure])
+
 /** `"transient"` or `"deterministic"`: the classification as it is written in events and reports. */
 export type Classification = "transient" | "deterministic"
 
@@ -213,11 +230,13 @@ const isTaggedFailure = (u: unknown): boolean =>
  * Classify any thrown value as `Transient` or `Deterministic`. The reason names the rule that fired
  * (explicit hints, cancellation, Anthropic SDK errors, HTTP status, SQL codes, network codes, Schema
  * errors; anything unknown is `Deterministic`); `retryAfter` carries the server's `retry-after-ms` /
- * `retry-after` hint. A `Transient` or `Deterministic` is returned as is; a look-alike (same `_tag`, e.g.
- * from another copy of this module) is rebuilt as one, keeping its reason, rule, cause and `retryAfter`.
+ * `retry-after` hint. A `Transient` or `Deterministic` is returned as is; an error with its own verdict
+ * (`toFailure`) gets it; a look-alike (same `_tag`, e.g. from another copy of this module) is rebuilt as
+ * one, keeping its reason, rule, cause and `retryAfter`.
  */
 export const classify = (u: unknown): Failure => {
   if (isFailure(u)) return u
+  if (hasFailure(u)) return u[toFailure]()
   const verdict = internalClassify.classify(u)
   const cause = isTaggedFailure(u) ? keptCause(u) : describe(u)
   const fields = {

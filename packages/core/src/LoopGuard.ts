@@ -1,7 +1,7 @@
 /**
  * The loop guard: a durable counter per conversation thread (or any chain of work that can feed itself),
- * with the last actors that turned it. Past its limit the chain stops with a `Deterministic`
- * `LoopLimitExceeded` naming who drove it — bots answering each other are stopped before they are billed.
+ * with the last actors that turned it. Past its limit the chain stops with `LoopLimitExceeded` (journaled
+ * as a `Deterministic`) naming who drove it — bots answering each other are stopped before they are billed.
  *
  * Two forms. Inside a pipeline use `LoopGuard.step(...)`: it is a journaled step, so a resumed or replayed
  * run does not count its turn twice. Outside a pipeline (a webhook handler deciding whether to start a
@@ -46,11 +46,52 @@ const validate = (where: string, limit: number, keepLast: number | undefined): v
 }
 
 /**
- * Count one turn on `key` (atomically, across processes: the store's counter). Fails `Deterministic`
- * with rule `loop-limit` (cause `LoopLimitExceeded`) once the count passes `limit`, naming the actors of
- * the last turns and how many turns each took.
+ * A chain of work passed its loop limit: the turn that would have run is refused. Caught by its tag where
+ * the guard is checked (`Effect.catchTag("LoopLimitExceeded", …)`); journaled (by `Failure.classify`) as a
+ * `Deterministic` with rule `loop-limit`, its cause named `LoopLimitExceeded` with the key as its code.
  */
-export const check = (options: CheckOptions): Effect.Effect<Turn, Failure.Deterministic | StoreError, EventStore> =>
+export class LoopLimitExceeded extends Schema.TaggedError<LoopLimitExceeded>()("LoopLimitExceeded", {
+  /** The chain (e.g. a conversation thread) that passed its limit. */
+  key: Schema.String,
+  /** Turns allowed on the key. */
+  limit: Schema.Number,
+  /** The turn that was refused: the key's count, past `limit`. */
+  actual: Schema.Number,
+  /** The last actors, newest last (the refused turn's included). */
+  actors: Schema.Array(Schema.String)
+}) {
+  /** The actors of the last turns with how many turns each took, the busiest first: who drove the chain. */
+  get drivers(): string {
+    const turns = new Map<string, number>()
+    for (const actor of this.actors) turns.set(actor, (turns.get(actor) ?? 0) + 1)
+    return [...turns].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([actor, n]) => `${actor} (${n})`).join(", ")
+  }
+
+  override get message(): string {
+    return `the chain "${this.key}" reached turn ${this.actual}, past its limit of ${this.limit}; the last ${this.actors.length} turns were driven by ${this.drivers}: ${
+      this.actors.join(" → ")
+    }`
+  }
+
+  /** What to do: the chain is a loop to break, or a longer chain than the limit allows. */
+  get hint(): string {
+    return `break the loop between the actors driving chain "${this.key}", or raise the guard's limit (${this.limit}) if the chain is meant to run longer`
+  }
+
+  [Failure.toFailure](): Failure.Deterministic {
+    return Failure.deterministic(`LoopLimitExceeded: ${this.message} (rule: loop-limit)`, {
+      rule: "loop-limit",
+      cause: new Failure.ErrorInfo({ name: "LoopLimitExceeded", message: this.message, code: this.key })
+    })
+  }
+}
+
+/**
+ * Count one turn on `key` (atomically, across processes: the store's counter). Fails with
+ * `LoopLimitExceeded` once the count passes `limit`, naming the actors of the last turns and how many
+ * turns each took.
+ */
+export const check = (options: CheckOptions): Effect.Effect<Turn, LoopLimitExceeded | StoreError, EventStore> =>
   Effect.gen(function*() {
     validate("LoopGuard.check", options.limit, options.keepLast)
     const store = yield* EventStore
@@ -62,17 +103,7 @@ export const check = (options: CheckOptions): Effect.Effect<Turn, Failure.Determ
       now
     })
     if (count <= options.limit) return { count, actors, remaining: options.limit - count }
-    const turns = new Map<string, number>()
-    for (const actor of actors) turns.set(actor, (turns.get(actor) ?? 0) + 1)
-    const drivers = [...turns].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([actor, n]) => `${actor} (${n})`).join(", ")
-    const message =
-      `the chain "${options.key}" reached turn ${count}, past its limit of ${options.limit}; the last ${actors.length} turns were driven by ${drivers}: ${
-        actors.join(" → ")
-      }`
-    return yield* Effect.fail(Failure.deterministic(`LoopLimitExceeded: ${message} (rule: loop-limit)`, {
-      rule: "loop-limit",
-      cause: new Failure.ErrorInfo({ name: "LoopLimitExceeded", message, code: options.key })
-    }))
+    return yield* new LoopLimitExceeded({ key: options.key, limit: options.limit, actual: count, actors })
   })
 
 /** The input of `LoopGuard.step`: the chain and who takes this turn. */
@@ -83,13 +114,14 @@ export type TurnRequest = typeof TurnRequest.Type
 /**
  * The guard as a journaled step for use inside a pipeline: `yield* guard({ key: threadId, actor })`. Its
  * turn is counted once per run, not once per resume or replay; past the limit the run fails
- * deterministically (and a redelivery of it gets that failure back without counting again).
+ * deterministically (and a redelivery of it gets that failure back without counting again). The step's
+ * body fails with `LoopLimitExceeded`; the run's log and `Engine.run` carry it as its `Deterministic`.
  */
 export const step = (options: {
   readonly name?: string | undefined
   readonly limit: number
   readonly keepLast?: number | undefined
-}): Step.Step<TurnRequest, Turn, Failure.Deterministic | StoreError, EventStore> => {
+}): Step.Step<TurnRequest, Turn, LoopLimitExceeded | StoreError, EventStore> => {
   validate("LoopGuard.step", options.limit, options.keepLast)
   return Step.make({
     name: options.name ?? "loop-guard",

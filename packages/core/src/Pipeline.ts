@@ -7,7 +7,7 @@ import type * as Either from "effect/Either"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { RunContext } from "./RunContext.js"
-import { validateName } from "./Step.js"
+import { validateName } from "./StepDefinition.js"
 
 export interface Options<I, IE, O, OE, E, R, RP = never> {
   /** Unique among the pipelines of a store: with the run key it identifies a run. */
@@ -31,7 +31,8 @@ export interface Options<I, IE, O, OE, E, R, RP = never> {
   readonly breaker?: { readonly threshold: number } | false
   /**
    * What one run may spend, in dollars (priced with the `Pricing` table) and/or input tokens. A step
-   * with an `estimate` that would pass it fails `Deterministic` (rule `budget`) before it is called.
+   * with an `estimate` that would pass it fails with `BudgetExceeded` (journaled as a `Deterministic`, rule
+   * `budget`) before it is called.
    * `Engine.run(..., { budget })` overrides it field by field.
    */
   readonly budget?: Budget
@@ -44,6 +45,9 @@ export interface Budget {
   /** Uncached input tokens (`Usage.inputTokens`), summed over the run's attempts. */
   readonly inputTokens?: number | undefined
 }
+
+/** A step would pass its run's budget (declared with the ways a step call can fail). */
+export { BudgetExceeded } from "./StepDefinition.js"
 
 /** The pipeline's Schemas compiled once. */
 export interface Codec<I, O> {

@@ -20,6 +20,7 @@ import {
 } from "./StepDefinition.js"
 
 export {
+  BudgetExceeded,
   type Codec,
   type CompensationContext,
   type Definition,

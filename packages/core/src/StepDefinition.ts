@@ -9,7 +9,7 @@ import type * as Either from "effect/Either"
 import type * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import type * as Failure from "./Failure.js"
+import * as Failure from "./Failure.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import type { Usage } from "./Usage.js"
 
@@ -48,8 +48,11 @@ export interface Estimate {
   readonly outputTokens: number
 }
 
-/** The ways a step call can fail inside a pipeline. */
-export type StepError = Failure.Failure | StepDiverged | DuplicateStepName
+/**
+ * The ways a step call can fail inside a pipeline: its classified failure, a divergence from the journal,
+ * a duplicate step name, or its run's budget refusing the call before it is made.
+ */
+export type StepError = Failure.Failure | StepDiverged | DuplicateStepName | BudgetExceeded
 
 /** The journal holds a completion for this step identity with another input: the code changed. */
 export class StepDiverged extends Schema.TaggedError<StepDiverged>()("StepDiverged", {
@@ -116,3 +119,31 @@ export const validateName = (what: "step name" | "step key" | "pipeline name", v
     : forbidden.test(value)
     ? `${what} "${value}" contains one of '#', '[', ']', '/' or whitespace; they delimit step ids in the log: use letters, digits, '-', '_', '.' or ':'`
     : undefined
+
+/**
+ * A step would pass its run's budget: it is refused before it is called (nothing is paid). Raised at the
+ * step's call; journaled (by `Failure.classify`) as a `Deterministic` with rule `budget`, its cause named
+ * `BudgetExceeded` with the measure (`usd` or `inputTokens`) as its code. `message` says what to do.
+ */
+export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("BudgetExceeded", {
+  runId: Schema.String,
+  /** The step that was not called. */
+  stepId: Schema.String,
+  /** The part of the budget that would be passed (or could not be checked). */
+  measure: Schema.Literal("usd", "inputTokens"),
+  /** The run's budget in that measure. */
+  limit: Schema.Number,
+  /** What the run had spent (and held for attempts in flight) before this call, when it was counted. */
+  spent: Schema.optional(Schema.Number),
+  /** What this call was estimated to spend, when it could be. */
+  estimated: Schema.optional(Schema.Number),
+  /** What happened and what to do. */
+  message: Schema.String
+}) {
+  [Failure.toFailure](): Failure.Deterministic {
+    return Failure.deterministic(`BudgetExceeded: ${this.message}`, {
+      rule: "budget",
+      cause: new Failure.ErrorInfo({ name: "BudgetExceeded", message: this.message, code: this.measure })
+    })
+  }
+}

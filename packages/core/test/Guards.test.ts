@@ -1,8 +1,9 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
-import { Anthropic, CostLedger, Engine, EventStore, Failure, LoopGuard, Pipeline, Pricing, Step, Usage } from "@ledgerflow/core"
+import { Anthropic, CostLedger, Engine, EventStore, Failure, Journal, LoopGuard, Pipeline, Pricing, Step, Usage } from "@ledgerflow/core"
 import { AnthropicStandIn } from "@ledgerflow/core/testing"
 import { Effect, Layer, Schema } from "effect"
-import { fresh, meter, promptOf } from "./fixtures/claude.js"
+import { BudgetTracker } from "../src/internal/budget.js"
+import { fresh, meter, promptOf, script } from "./fixtures/claude.js"
 
 const summarize = (options: { maxTokens?: number; model?: string } = {}) =>
   Anthropic.messageStep({
@@ -11,6 +12,18 @@ const summarize = (options: { maxTokens?: number; model?: string } = {}) =>
     maxTokens: options.maxTokens ?? 1024,
     input: Schema.String,
     prompt: (text) => text
+  })
+
+/** A Claude step whose prompt is the history, with a context ceiling of 4000 input tokens. */
+const contextAgent = (name: string, options: { readonly failOverCeiling?: boolean } = {}) =>
+  Anthropic.messageStep({
+    name,
+    model: "claude-sonnet-4-6",
+    maxTokens: 200,
+    input: Schema.String,
+    prompt: (history) => history,
+    contextCeiling: 4000,
+    ...options
   })
 
 describe("LoopGuard", () => {
@@ -23,7 +36,8 @@ describe("LoopGuard", () => {
       }
       expect(turns.map((t) => t.count)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
       expect(turns[9]).toMatchObject({ remaining: 0 })
-      const failure = yield* Effect.flip(LoopGuard.check({ key: "thread-42", actor: "billing-bot", limit: 10 }))
+      // The guard fails with LoopLimitExceeded; the log records it as the Failure it carries.
+      const failure = Failure.classify(yield* Effect.flip(LoopGuard.check({ key: "thread-42", actor: "billing-bot", limit: 10 })))
       assert(Failure.isDeterministic(failure))
       expect(failure.rule).toBe("loop-limit")
       expect(failure.cause).toMatchObject({ name: "LoopLimitExceeded", code: "thread-42" })
@@ -143,14 +157,7 @@ layer(AnthropicStandIn.layer())("guards with Claude steps", (it) => {
 
   it.effect("a context over the step's ceiling is a finding journaled with the completion, and reported per step", () =>
     Effect.gen(function*() {
-      const agent = Anthropic.messageStep({
-        name: "agent-turn",
-        model: "claude-sonnet-4-6",
-        maxTokens: 200,
-        input: Schema.String,
-        prompt: (history) => history,
-        contextCeiling: 4000
-      })
+      const agent = contextAgent("agent-turn")
       const pipeline = Pipeline.make({ name: "agent", version: 1, input: Schema.String, output: Schema.String, run: (h) => agent(h) })
       yield* Engine.run(pipeline, promptOf(18_000))
       const [run] = yield* Engine.runs()
@@ -173,15 +180,7 @@ layer(AnthropicStandIn.layer())("guards with Claude steps", (it) => {
 
   it.effect("with failOverCeiling the step fails Deterministic; the finding and the failed attempt are one append; the tokens are wasted", () =>
     Effect.gen(function*() {
-      const agent = Anthropic.messageStep({
-        name: "agent-turn",
-        model: "claude-sonnet-4-6",
-        maxTokens: 200,
-        input: Schema.String,
-        prompt: (history) => history,
-        contextCeiling: 4000,
-        failOverCeiling: true
-      })
+      const agent = contextAgent("agent-turn", { failOverCeiling: true })
       const pipeline = Pipeline.make({ name: "strict-agent", version: 1, input: Schema.String, output: Schema.String, run: (h) => agent(h) })
       const appends: Array<ReadonlyArray<string>> = []
       const failure = yield* Effect.flip(Engine.run(pipeline, promptOf(5000))).pipe(
@@ -203,6 +202,110 @@ layer(AnthropicStandIn.layer())("guards with Claude steps", (it) => {
       expect(report.totals.wasted).toMatchObject({ calls: 1, inputTokens: 5000 })
       expect(report.findings[0]).toMatchObject({ kind: "ContextOverCeiling", worst: { limit: 4000, actual: 5000 } })
     }).pipe(Effect.provide(fresh)))
+})
+
+layer(AnthropicStandIn.layer())("the guards' errors are caught by their tag where they are raised", (it) => {
+  it.effect("LoopLimitExceeded: a step that checks the guard catches the tag and answers instead; the run completes", () =>
+    Effect.gen(function*() {
+      const reply = Step.make({
+        name: "reply",
+        input: Schema.Struct({ thread: Schema.String, from: Schema.String }),
+        output: Schema.String,
+        run: ({ from, thread }) =>
+          LoopGuard.check({ key: thread, actor: from, limit: 2 }).pipe(
+            Effect.as(`${from} answers`),
+            Effect.catchTag("LoopLimitExceeded", (e) =>
+              Effect.succeed(`${from} stays silent: turn ${e.actual} of ${e.limit} on ${e.key}, driven by ${e.drivers}`))
+          )
+      })
+      const onMessage = Pipeline.make({
+        name: "on-message",
+        version: 1,
+        input: Schema.Struct({ thread: Schema.String, from: Schema.String }),
+        output: Schema.String,
+        run: (message) => reply(message)
+      })
+      expect(yield* Engine.run(onMessage, { thread: "t-9", from: "triage-bot" })).toBe("triage-bot answers")
+      expect(yield* Engine.run(onMessage, { thread: "t-9", from: "billing-bot" })).toBe("billing-bot answers")
+      expect(yield* Engine.run(onMessage, { thread: "t-9", from: "reply-bot" })).toBe(
+        "reply-bot stays silent: turn 3 of 2 on t-9, driven by billing-bot (1), reply-bot (1), triage-bot (1)"
+      )
+      // Outside a pipeline the tag is there too, with what to act on.
+      const refused = yield* Effect.flip(LoopGuard.check({ key: "t-9", actor: "triage-bot", limit: 2 }))
+      assert(refused._tag === "LoopLimitExceeded")
+      expect(refused).toMatchObject({ key: "t-9", limit: 2, actual: 4, actors: ["triage-bot", "billing-bot", "reply-bot", "triage-bot"] })
+      expect(refused.hint).toContain("raise the guard's limit (2)")
+    }).pipe(Effect.provide(fresh)))
+
+  it.effect("ContextOverCeiling: a step of our own catches it from the Claude step's body and retries with the recent context only", () =>
+    Effect.gen(function*() {
+      const agent = contextAgent("agent-call", { failOverCeiling: true })
+      const turn = Step.make({
+        name: "agent-turn",
+        input: Schema.String,
+        output: Schema.String,
+        run: (history, context) =>
+          agent.run(history, context).pipe(
+            Effect.catchTag("ContextOverCeiling", (e) => {
+              expect(e).toMatchObject({ stepId: "agent-turn#0", limit: 4000, actual: 18_000 })
+              expect(e.message).toBe("step agent-turn#0 sent 18000 input tokens, 14000 (350%) over its context ceiling of 4000")
+              return agent.run(history.slice(-e.limit * 2), context)
+            })
+          )
+      })
+      const pipeline = Pipeline.make({ name: "trimming-agent", version: 1, input: Schema.String, output: Schema.String, run: (h) => turn(h) })
+      yield* Engine.run(pipeline, promptOf(18_000))
+      // Two calls, both paid and reported: the one over the ceiling and the trimmed one.
+      expect((yield* meter).billedCalls).toBe(2)
+      const [run] = yield* Engine.runs()
+      expect(run).toMatchObject({ status: "completed" })
+    }).pipe(Effect.provide(fresh)))
+
+  it.effect("SchemaDrift: a step of our own catches it from the Claude step's body and keeps the text instead", () =>
+    Effect.gen(function*() {
+      yield* script({ toolUse: { name: "extract", input: { title: "Q3" } }, usage: { input_tokens: 900, output_tokens: 40 } })
+      const extract = Anthropic.messageStep({
+        name: "extract",
+        model: "claude-sonnet-4-6",
+        maxTokens: 512,
+        input: Schema.String,
+        output: Schema.Struct({ title: Schema.String, total: Schema.Number }),
+        prompt: (text) => `Extract: ${text}`
+      })
+      const lenient = Step.make({
+        name: "lenient-extract",
+        input: Schema.String,
+        output: Schema.Struct({ title: Schema.String, total: Schema.NullOr(Schema.Number) }),
+        run: (text, context) =>
+          extract.run(text, context).pipe(
+            Effect.catchTag("SchemaDrift", (e) => {
+              expect(e).toMatchObject({ stepName: "extract", fingerprint: "{title:string}" })
+              return Effect.succeed({ title: "Q3", total: null })
+            })
+          )
+      })
+      const pipeline = Pipeline.make({ name: "lenient", version: 1, input: Schema.String, output: Schema.Struct({ title: Schema.String, total: Schema.NullOr(Schema.Number) }), run: (t) => lenient(t) })
+      expect(yield* Engine.run(pipeline, "q3")).toEqual({ title: "Q3", total: null })
+    }).pipe(Effect.provide(fresh)))
+
+  it("BudgetExceeded: the budget check returns the tagged error, with the limit, what was spent and the estimate, journaled as today's Failure", () => {
+    const step = summarize()
+    const tracker = new BudgetTracker("run_1", { usd: 0.01 }, Pricing.defaultTable, Journal.empty)
+    const refused = tracker.reserve(step, promptOf(8000), "summarize#0")
+    assert(refused instanceof Pipeline.BudgetExceeded)
+    expect(refused).toMatchObject({ runId: "run_1", stepId: "summarize#0", measure: "usd", limit: 0.01, spent: 0 })
+    expect(refused.estimated).toBeCloseTo(0.0394, 4)
+    const caught = Effect.runSync(Effect.fail(refused).pipe(
+      Effect.catchTag("BudgetExceeded", (e) => Effect.succeed(`${e.measure} over ${e.limit}`))
+    ))
+    expect(caught).toBe("usd over 0.01")
+    const failure = Failure.classify(refused)
+    expect(failure).toMatchObject({ _tag: "Deterministic", rule: "budget", cause: { name: "BudgetExceeded", code: "usd" } })
+    expect(failure.reason).toBe(`BudgetExceeded: ${refused.message}`)
+    // Within budget: a reservation, released after the attempt.
+    const roomy = new BudgetTracker("run_2", { usd: 1 }, Pricing.defaultTable, Journal.empty)
+    expect(roomy.reserve(step, promptOf(8000), "summarize#0")).toMatchObject({ inputTokens: 8000 })
+  })
 })
 
 describe("Pricing", () => {

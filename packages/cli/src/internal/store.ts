@@ -35,8 +35,12 @@ export const layer = (globals: GlobalsService): Layer.Layer<Engine.Engine | Even
       ))
     }
     const store = SqliteStore.layer({ filename: globals.db }).pipe(
-      // Opening failed: not a store, a newer store, unreadable. Nothing has been done yet: bad input.
-      Layer.mapError((error) => badInput(error.message, error))
+      // Opening failed: not a store, a newer store, unreadable. Nothing has been done yet: bad input. The
+      // store says what to do in its own terms ("use another path"); the CLI adds where the path came from,
+      // which says how to give another (--db, LEDGERFLOW_DB). A newer store needs a newer ledgerflow instead.
+      Layer.mapError((error) =>
+        badInput(error._tag === "StoreTooNew" ? error.message : `${error.message} (${whereFrom(globals)})`, error)
+      )
     )
     return Effect.succeed(engine.pipe(Layer.provideMerge(store)))
   }))

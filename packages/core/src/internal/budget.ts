@@ -6,7 +6,7 @@
 import * as Failure from "../Failure.js"
 import type { Budget } from "../Pipeline.js"
 import * as Pricing from "../Pricing.js"
-import type { Definition, Estimate } from "../StepDefinition.js"
+import { BudgetExceeded, type Definition, type Estimate } from "../StepDefinition.js"
 import type * as Journal from "../Journal.js"
 import { Usage } from "../Usage.js"
 
@@ -42,57 +42,67 @@ export class BudgetTracker {
 
   /**
    * Before a paid attempt: would the run's spending so far plus this attempt's estimate pass the budget?
-   * Returns the reservation to hold while the attempt runs, or the `Deterministic` (rule `budget`) to
-   * fail with, before anything is paid.
+   * Returns the reservation to hold while the attempt runs, or the `BudgetExceeded` to fail the step's
+   * call with, before anything is paid.
    */
   reserve<I, O, E, R>(
     step: Definition<I, O, E, R>,
     input: I,
     stepId: string
-  ): Reservation | Failure.Deterministic {
+  ): Reservation | BudgetExceeded {
     const budget = this.limit
     if (step.estimate === undefined) return noReservation
-    const exceeded = (what: "usd" | "inputTokens", message: string) =>
-      Failure.deterministic(`BudgetExceeded: ${message}`, {
-        rule: "budget",
-        cause: new Failure.ErrorInfo({ name: "BudgetExceeded", message, code: what })
-      })
+    const runId = this.runId
+    const exceeded = (
+      fields: Pick<BudgetExceeded, "measure" | "limit" | "message"> & { readonly spent?: number; readonly estimated?: number }
+    ) => new BudgetExceeded({ runId, stepId, ...fields })
     let estimate: Estimate
     try {
       estimate = step.estimate(input)
     } catch (error) {
-      return exceeded(
-        "usd",
-        `the estimate of step ${stepId} threw (${Failure.describe(error).message}); the run's budget cannot be checked`
-      )
+      return exceeded({
+        measure: budget.usd !== undefined ? "usd" : "inputTokens",
+        limit: budget.usd ?? budget.inputTokens ?? 0,
+        message:
+          `the estimate of step ${stepId} threw (${Failure.describe(error).message}); the run's budget cannot be checked`
+      })
     }
     const usage = new Usage({ model: estimate.model, inputTokens: estimate.inputTokens, outputTokens: estimate.outputTokens })
-    const runId = this.runId
     if (budget.inputTokens !== undefined) {
       const before = this.spent.inputTokens + this.reserved.inputTokens
       if (before + usage.inputTokens > budget.inputTokens) {
-        return exceeded(
-          "inputTokens",
-          `step ${stepId} of run ${runId} would pass the run's budget of ${budget.inputTokens} input tokens: ${before} spent so far + ~${usage.inputTokens} estimated for this call (${usage.model}); it was not called`
-        )
+        return exceeded({
+          measure: "inputTokens",
+          limit: budget.inputTokens,
+          spent: before,
+          estimated: usage.inputTokens,
+          message:
+            `step ${stepId} of run ${runId} would pass the run's budget of ${budget.inputTokens} input tokens: ${before} spent so far + ~${usage.inputTokens} estimated for this call (${usage.model}); it was not called`
+        })
       }
     }
     let usd = 0
     if (budget.usd !== undefined) {
       const cost = Pricing.cost(this.pricing, usage)
       if (cost._tag === "Unpriced") {
-        return exceeded(
-          "usd",
-          `step ${stepId} of run ${runId} uses model ${cost.model}, which has no price, so the run's budget of $${budget.usd} cannot be checked; add its price with Pricing.layer({ models: { "${cost.model}": { input, output, cacheWrite, cacheRead } } }); it was not called`
-        )
+        return exceeded({
+          measure: "usd",
+          limit: budget.usd,
+          message:
+            `step ${stepId} of run ${runId} uses model ${cost.model}, which has no price, so the run's budget of $${budget.usd} cannot be checked; add its price with Pricing.layer({ models: { "${cost.model}": { input, output, cacheWrite, cacheRead } } }); it was not called`
+        })
       }
       usd = cost.usd
       const before = this.spent.usd + this.reserved.usd
       if (before + usd > budget.usd) {
-        return exceeded(
-          "usd",
-          `step ${stepId} of run ${runId} would pass the run's budget of $${budget.usd}: $${before.toFixed(4)} spent so far + ~$${usd.toFixed(4)} estimated for this call (${usage.model}, ~${usage.inputTokens} input + up to ${usage.outputTokens} output tokens); it was not called`
-        )
+        return exceeded({
+          measure: "usd",
+          limit: budget.usd,
+          spent: before,
+          estimated: usd,
+          message:
+            `step ${stepId} of run ${runId} would pass the run's budget of $${budget.usd}: $${before.toFixed(4)} spent so far + ~$${usd.toFixed(4)} estimated for this call (${usage.model}, ~${usage.inputTokens} input + up to ${usage.outputTokens} output tokens); it was not called`
+        })
       }
     }
     this.reserved.usd += usd

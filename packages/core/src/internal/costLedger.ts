@@ -1,117 +1,18 @@
 /**
- * The cost ledger's projection: one pass over each run's events, in seq order, pricing every usage record
- * and putting it in the spent, saved or wasted column of its group.
+ * The cost ledger's report: read the runs asked for and their events, fold them (`costFold.ts`), and turn
+ * the groups into rows with their share of the total, priced with the `Pricing` table (`money.ts`).
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { DriftRow, FindingRow, HoldingRun, Report, ReportOptions, Row, RowFields, Tally } from "../CostLedger.js"
+import type { Report, ReportOptions, Row } from "../CostLedger.js"
 import * as Event from "../Event.js"
 import { EventStore, type RunRecord } from "../EventStore.js"
 import * as Pricing from "../Pricing.js"
 import type { StoreError } from "../StoreError.js"
-import type { Usage } from "../Usage.js"
+import { makeFold } from "./costFold.js"
+import { frozen } from "./money.js"
 
-export const zero: Tally = {
-  usd: 0,
-  usdExact: "0",
-  inputTokens: 0,
-  outputTokens: 0,
-  cacheWriteTokens: 0,
-  cacheReadTokens: 0,
-  calls: 0
-}
-
-/**
- * Dollars are summed exactly, as integers of 10^-18 dollars: a price (per million tokens) with at most 12
- * decimals times a token count is one such integer, so no sum of them carries float noise. `usd` is the
- * exact sum's nearest float.
- */
-const SCALE = 18
-const PRICE_SCALE = 12
-
-/** A price per million tokens as an integer of 10^-12 dollars; finer digits (beyond 12) are rounded off. */
-const scaledPrice = (price: number): bigint => {
-  const match = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(price))
-  if (match === null) return BigInt(Math.round(price * 10 ** PRICE_SCALE))
-  const [, whole = "0", fraction = "", exponent = "0"] = match
-  const shift = PRICE_SCALE + Number(exponent) - fraction.length
-  const digits = BigInt(whole + fraction)
-  if (shift >= 0) return digits * 10n ** BigInt(shift)
-  const divisor = 10n ** BigInt(-shift)
-  return (digits + divisor / 2n) / divisor
-}
-
-/** An exact amount of 10^-18 dollars as a plain decimal string: \`0.085692\`, \`12\`, \`0\`. */
-export const decimal = (units: bigint): string => {
-  const sign = units < 0n ? "-" : ""
-  const digits = (units < 0n ? -units : units).toString().padStart(SCALE + 1, "0")
-  const whole = digits.slice(0, -SCALE)
-  const fraction = digits.slice(-SCALE).replace(/0+$/, "")
-  return `${sign}${whole}${fraction === "" ? "" : `.${fraction}`}`
-}
-
-interface MutableTally {
-  units: bigint
-  inputTokens: number
-  outputTokens: number
-  cacheWriteTokens: number
-  cacheReadTokens: number
-  calls: number
-}
-
-const tally = (): MutableTally => ({
-  units: 0n,
-  inputTokens: 0,
-  outputTokens: 0,
-  cacheWriteTokens: 0,
-  cacheReadTokens: 0,
-  calls: 0
-})
-
-/** A tally as reports hand it: its exact dollars as a decimal string, and as the nearest float. */
-const frozen = (t: MutableTally): Tally => {
-  const usdExact = decimal(t.units)
-  return {
-    usd: Number(usdExact),
-    usdExact,
-    inputTokens: t.inputTokens,
-    outputTokens: t.outputTokens,
-    cacheWriteTokens: t.cacheWriteTokens,
-    cacheReadTokens: t.cacheReadTokens,
-    calls: t.calls
-  }
-}
-
-interface Group {
-  readonly spent: MutableTally
-  readonly saved: MutableTally
-  readonly held: MutableTally
-  readonly wasted: MutableTally
-  readonly unpriced: Set<string>
-}
-
-type Column = "spent" | "saved" | "held" | "wasted"
-
-const group = (): Group => ({ spent: tally(), saved: tally(), held: tally(), wasted: tally(), unpriced: new Set() })
-
-/**
- * Where a run's standing paid completions are when its log ends: held while it sits failed (a resume would
- * serve them), wasted once it is cancelled (nothing will), nowhere while it runs or after it completed.
- */
-const standingColumn = (status: RunRecord["status"]): Column | undefined => {
-  switch (status) {
-    case "failed":
-    case "needs_attention":
-    case "rolled_back":
-    case "compensating":
-      return "held"
-    case "cancelled":
-      return "wasted"
-    case "running":
-    case "completed":
-      return undefined
-  }
-}
+export { zero } from "./money.js"
 
 export const report = (
   options: ReportOptions
@@ -126,201 +27,11 @@ export const report = (
       : options.since.getTime()
     const runs = yield* selectRuns(options, since)
 
-    const groups = new Map<string, Group>()
-    const totals: Group = group()
-    const holding: Array<HoldingRun> = []
-    const drift = new Map<string, Omit<DriftRow, "runs" | "wasted"> & { runs: Set<string>; wasted: MutableTally }>()
-    const findings = new Map<string, Omit<FindingRow, "runs"> & { runs: Set<string> }>()
-    const byId = new Map(runs.map((r) => [r.runId, r]))
-
-    /** Each group's fields, as data (`pipeline`, `step`, `model`, …): a row's group joins them for people. */
-    const fieldsOf = new Map<string, RowFields>()
-    const fields = (run: RunRecord, step: string, model: string): RowFields => {
-      switch (options.by) {
-        case "pipeline":
-          return { pipeline: run.pipeline }
-        case "step":
-          return { pipeline: run.pipeline, step }
-        case "model":
-          return { model }
-        case "key":
-          return { pipeline: run.pipeline, key: run.key }
-        case "run":
-          return { pipeline: run.pipeline, runId: run.runId }
-        case "correlation":
-          return {}
-      }
-    }
-
-    const groupOf = (run: RunRecord, step: string, model: string): string => {
-      switch (options.by) {
-        case "pipeline":
-          return run.pipeline
-        case "step":
-          return `${run.pipeline}/${step}`
-        case "model":
-          return model
-        case "key":
-          return run.key
-        case "run":
-          return run.runId
-        case "correlation":
-          return chainOf(run, byId)
-      }
-    }
-
-    /** Adds the usage to the tally; returns the model when it has no price. */
-    const addTo = (t: MutableTally, usage: Usage): string | undefined => {
-      t.inputTokens += usage.inputTokens
-      t.outputTokens += usage.outputTokens
-      t.cacheWriteTokens += usage.cacheWriteTokens
-      t.cacheReadTokens += usage.cacheReadTokens
-      t.calls += 1
-      const price = Pricing.lookup(table, usage.model)
-      if (price === undefined) return usage.model
-      t.units += BigInt(usage.inputTokens) * scaledPrice(price.input) +
-        BigInt(usage.outputTokens) * scaledPrice(price.output) +
-        BigInt(usage.cacheWriteTokens) * scaledPrice(price.cacheWrite) +
-        BigInt(usage.cacheReadTokens) * scaledPrice(price.cacheRead)
-      return undefined
-    }
-
-    const add = (target: Group, column: Column, usage: Usage) => {
-      const unpriced = addTo(target[column], usage)
-      if (unpriced !== undefined) target.unpriced.add(unpriced)
-    }
-
-    const record = (run: RunRecord, step: string, column: Column, usage: ReadonlyArray<Usage>) => {
-      for (const u of usage) {
-        const key = groupOf(run, step, u.model)
-        let target = groups.get(key)
-        if (target === undefined) {
-          target = group()
-          groups.set(key, target)
-          fieldsOf.set(key, fields(run, step, u.model))
-        }
-        add(target, column, u)
-        add(totals, column, u)
-      }
-    }
-
+    const fold = makeFold({ by: options.by, since, table, runs })
     for (const run of runs) {
-      const events = yield* store.readEvents(run.runId).pipe(Effect.flatMap(Event.decodeAll))
-      // The completion standing for each step: what serving it saves, or undoing it wastes.
-      const completions = new Map<string, { readonly name: string; readonly usage: ReadonlyArray<Usage>; readonly at: number }>()
-      // Paid completions no execution has served since they were paid: what a failed run holds.
-      const unused = new Set<string>()
-      for (const event of events) {
-        const counted = since === undefined || event.at >= since
-        switch (event._tag) {
-          case "StepCompleted": {
-            const usage = event.usage ?? []
-            completions.set(event.stepId, { name: event.name, usage, at: event.at })
-            unused.add(event.stepId)
-            if (counted) record(run, event.name, "spent", usage)
-            break
-          }
-          case "RunRedelivered": {
-            // Answered from the stored outcome: every paid completion standing was not paid for again.
-            if (!counted) break
-            for (const completion of completions.values()) record(run, completion.name, "saved", completion.usage)
-            break
-          }
-          case "StepAttemptFailed": {
-            if (!counted) break
-            const usage = event.usage ?? []
-            record(run, event.name, "spent", usage)
-            record(run, event.name, "wasted", usage)
-            if (event.failure.rule === "schema-drift") {
-              const fingerprint = event.failure.cause?.code ?? event.failure.cause?.message ?? "unknown"
-              const key = `${run.pipeline}\u0000${event.name}\u0000${fingerprint}`
-              const row = drift.get(key) ?? {
-                pipeline: run.pipeline,
-                step: event.name,
-                fingerprint,
-                count: 0,
-                wasted: tally(),
-                runs: new Set<string>(),
-                firstAt: event.at,
-                lastAt: event.at
-              }
-              for (const u of usage) addTo(row.wasted, u)
-              row.runs.add(run.runId)
-              drift.set(key, { ...row, count: row.count + 1, lastAt: Math.max(row.lastAt, event.at) })
-            }
-            break
-          }
-          case "StepsServed": {
-            if (!counted) break
-            for (const stepId of event.stepIds) {
-              unused.delete(stepId)
-              const completion = completions.get(stepId)
-              if (completion !== undefined) record(run, completion.name, "saved", completion.usage)
-            }
-            break
-          }
-          case "CompensationCompleted": {
-            // The step's effect is undone: the paid result of its completion is thrown away.
-            const completion = completions.get(event.stepId)
-            completions.delete(event.stepId)
-            unused.delete(event.stepId)
-            if (counted && completion !== undefined) record(run, completion.name, "wasted", completion.usage)
-            break
-          }
-          case "StepFinding": {
-            if (!counted) break
-            const key = `${run.pipeline}\u0000${event.name}\u0000${event.kind}`
-            const over = (f: { readonly limit?: number; readonly actual?: number }) =>
-              f.limit !== undefined && f.actual !== undefined ? f.actual - f.limit : 0
-            const row = findings.get(key)
-            const current = {
-              message: event.message,
-              ...(event.limit !== undefined ? { limit: event.limit } : {}),
-              ...(event.actual !== undefined ? { actual: event.actual } : {})
-            }
-            if (row === undefined) {
-              findings.set(key, {
-                pipeline: run.pipeline,
-                step: event.name,
-                kind: event.kind,
-                count: 1,
-                worst: current,
-                runs: new Set([run.runId])
-              })
-            } else {
-              row.runs.add(run.runId)
-              findings.set(key, {
-                ...row,
-                count: row.count + 1,
-                worst: over(current) > over(row.worst) ? current : row.worst
-              })
-            }
-            break
-          }
-          default:
-            break
-        }
-      }
-      // What the run's standing, unused paid completions are now (held or wasted), from the status its log
-      // ends in (the projection is updated with each append).
-      const column = standingColumn(run.status)
-      if (column !== undefined) {
-        const before = { ...totals.held }
-        for (const stepId of unused) {
-          const completion = completions.get(stepId)!
-          if (since === undefined || completion.at >= since) record(run, completion.name, column, completion.usage)
-        }
-        if (column === "held" && totals.held.calls > before.calls) {
-          holding.push({
-            runId: run.runId,
-            pipeline: run.pipeline,
-            key: run.key,
-            status: run.status,
-            held: frozen(difference(totals.held, before))
-          })
-        }
-      }
+      fold.run(run, yield* store.readEvents(run.runId).pipe(Effect.flatMap(Event.decodeAll)))
     }
+    const { drift, fieldsOf, findings, groups, holding, totals } = fold.done()
 
     const share = (part: number, whole: number) => (whole === 0 ? 0 : part / whole)
     const rows: Array<Row> = [...groups].map(([group, g]) => ({
@@ -352,25 +63,12 @@ export const report = (
         wasted: frozen(totals.wasted),
         unpriced: [...totals.unpriced].sort()
       },
-      drift: [...drift.values()]
-        .map((d) => ({ ...d, wasted: frozen(d.wasted), runs: [...d.runs] }))
-        .sort((a, b) => b.count - a.count || b.wasted.usd - a.wasted.usd),
-      findings: [...findings.values()]
-        .map((f) => ({ ...f, runs: [...f.runs] }))
-        .sort((a, b) => b.count - a.count),
-      holding: holding.sort((a, b) => b.held.usd - a.held.usd || b.held.calls - a.held.calls),
+      drift: [...drift].sort((a, b) => b.count - a.count || b.wasted.usd - a.wasted.usd),
+      findings: [...findings].sort((a, b) => b.count - a.count),
+      holding: [...holding].sort((a, b) => b.held.usd - a.held.usd || b.held.calls - a.held.calls),
       runs: runs.length
     } satisfies Report
   })
-
-const difference = (after: MutableTally, before: MutableTally): MutableTally => ({
-  units: after.units - before.units,
-  inputTokens: after.inputTokens - before.inputTokens,
-  outputTokens: after.outputTokens - before.outputTokens,
-  cacheWriteTokens: after.cacheWriteTokens - before.cacheWriteTokens,
-  cacheReadTokens: after.cacheReadTokens - before.cacheReadTokens,
-  calls: after.calls - before.calls
-})
 
 /** The runs a report reads: by id, by chain, by pipeline, touched since. */
 const selectRuns = (
@@ -402,16 +100,3 @@ const selectRuns = (
     }
     return all.filter((r) => members.has(r.runId) && (options.pipeline === undefined || r.pipeline === options.pipeline))
   })
-
-/** A run's chain: its correlation id, or its first ancestor's (or that ancestor's run id). */
-const chainOf = (run: RunRecord, byId: ReadonlyMap<string, RunRecord>): string => {
-  let current = run
-  const seen = new Set<string>()
-  while (current.correlationId === undefined && current.parentRunId !== undefined && !seen.has(current.runId)) {
-    seen.add(current.runId)
-    const parent = byId.get(current.parentRunId)
-    if (parent === undefined) return current.parentRunId
-    current = parent
-  }
-  return current.correlationId ?? current.runId
-}

@@ -5,8 +5,7 @@
  * failed` and `terminated` hold undici's; Effect's `UnknownException` holds what a promise rejected with.
  */
 import * as Predicate from "effect/Predicate"
-
-const get = (u: unknown, key: string): unknown => (Predicate.hasProperty(u, key) ? u[key] : undefined)
+import { get } from "./classify/read.js"
 
 /** Tags and names of errors that wrap the telling one and add only generic text. */
 const WRAPPER_TAGS: ReadonlySet<string> = new Set(["SqlError", "UnknownException"])

@@ -70,5 +70,7 @@ export const outcomeOf = <A>(
     return { _tag: "Failed", failure, stepId: error.value.stepId, reported: error.value, exit, progress }
   }
   const failure = Option.isSome(error) && Failure.isFailure(error.value) ? error.value : classifyCause(exit.cause, undefined)
-  return { _tag: "Failed", failure, stepId: failedSteps.get(failure), reported: undefined, exit, progress }
+  // The step is known by the error it failed with (a Failure, or a class carrying one, like BudgetExceeded).
+  const stepId = failedSteps.get(Option.isSome(error) && typeof error.value === "object" && error.value !== null ? error.value : failure)
+  return { _tag: "Failed", failure, stepId, reported: undefined, exit, progress }
 }

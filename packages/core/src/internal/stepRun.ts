@@ -15,7 +15,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Event from "../Event.js"
 import * as Failure from "../Failure.js"
 import type * as Journal from "../Journal.js"
-import type { Definition, Finding, StepContext, StepError } from "../StepDefinition.js"
+import { BudgetExceeded, type Definition, type Finding, type StepContext, type StepError } from "../StepDefinition.js"
 import { LeaseLost } from "../StoreError.js"
 import type { Usage } from "../Usage.js"
 import * as Attempts from "./attempts.js"
@@ -85,7 +85,9 @@ const attemptOnce = <I, O, E, R>(
     }
     // A paid step checks the run's budget before each attempt: an attempt that would pass it is never made.
     const reservation = run.budget?.reserve(step, input, stepId) ?? noReservation
-    if (reservation instanceof Failure.Deterministic) {
+    if (reservation instanceof BudgetExceeded) {
+      // The call fails with the class (code around it may `catchTag("BudgetExceeded")`); the run journals
+      // the Failure it carries.
       run.failedAt(reservation, stepId)
       return Effect.fail(reservation)
     }

@@ -38,7 +38,7 @@ export const storeError = (
       `wait for it to finish, or raise the busy timeout`
   } else if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code.startsWith("SQLITE_PERM")) {
     message = `${operation}: cannot write the ledgerflow store ${filename} (${detail}); ` +
-      `check the permissions of the file and its directory, or pass --db with a writable path`
+      `check the permissions of the file and its directory, or use a writable path`
   } else if (code === "SQLITE_FULL") {
     message = `${operation}: the disk holding ${filename} is full; free some space and retry`
   } else if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {

@@ -26,7 +26,7 @@ const notWritable = (filename: string, place: string, cause: unknown) =>
     filename,
     `${place} is not writable (${
       codeOf(cause) || String(cause)
-    }); fix its permissions, or pass --db with a path in a writable directory`,
+    }); fix its permissions, or use a path in a writable directory`,
     cause
   )
 
@@ -41,7 +41,7 @@ export const prepareFile = (filename: string): Effect.Effect<void, StoreError.St
       while (!fs.existsSync(existing) && existing !== path.dirname(existing)) existing = path.dirname(existing)
       return Effect.fail(
         fs.existsSync(existing) && !fs.statSync(existing).isDirectory()
-          ? cannotUse(filename, `${existing} is a file, not a directory; pass --db with another path`, cause)
+          ? cannotUse(filename, `${existing} is a file, not a directory; use another path`, cause)
           : notWritable(filename, `the directory ${existing}, where ${directory} would be created,`, cause)
       )
     }
@@ -57,7 +57,7 @@ export const prepareFile = (filename: string): Effect.Effect<void, StoreError.St
       if (codeOf(cause) !== "EEXIST") return Effect.fail(notWritable(filename, `the directory ${directory}`, cause))
     }
     if (!fs.statSync(filename).isFile()) {
-      return Effect.fail(cannotUse(filename, "it is not a file; pass --db with a file path"))
+      return Effect.fail(cannotUse(filename, "it is not a file; use the path of a file"))
     }
     try {
       fs.accessSync(filename, fs.constants.R_OK | fs.constants.W_OK)

@@ -62,7 +62,7 @@ export const open = (
       return yield* new StoreError.NotALedgerflowStore({
         filename,
         message:
-          `${filename} is not a ledgerflow store (${contents.reason}); pass --db with a new path or the right file`
+          `${filename} is not a ledgerflow store (${contents.reason}); use a new path or the right file`
       })
     }
     if (contents._tag === "Ledgerflow" && contents.schemaVersion > internalMigrations.schemaVersion) {
