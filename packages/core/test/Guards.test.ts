@@ -115,6 +115,24 @@ layer(AnthropicStandIn.layer())("guards with Claude steps", (it) => {
       expect(failed.stepId).toBe("summarize#0")
     }).pipe(Effect.provide(fresh)))
 
+  it.effect("pipeline code catches BudgetExceeded from the step call it refused and goes on without paying for it", () =>
+    Effect.gen(function*() {
+      const step = summarize()
+      const pipeline = Pipeline.make({
+        name: "budget-fallback",
+        version: 1,
+        input: Schema.String,
+        output: Schema.String,
+        budget: { usd: 0.01 },
+        run: (text) =>
+          step(text).pipe(Effect.catchTag("BudgetExceeded", (e) => Effect.succeed(`skipped ${e.stepId}: ${e.measure} over ${e.limit}`)))
+      })
+      expect(yield* Engine.run(pipeline, promptOf(8000), { key: "b-fallback" })).toBe("skipped summarize#0: usd over 0.01")
+      expect((yield* meter).calls).toBe(0)
+      const [run] = yield* Engine.runs({ key: "b-fallback" })
+      expect(run).toMatchObject({ status: "completed" })
+    }).pipe(Effect.provide(fresh)))
+
   it.effect("a token budget counts what the run spent: the second summary is refused, naming spent, limit and step", () =>
     Effect.gen(function*() {
       const step = summarize({ maxTokens: 256 })
