@@ -75,19 +75,20 @@ export const next = (
     : { _tag: "GiveUp", reason: decision.reason, failure, budget: counted }
 }
 
+interface Done<A> {
+  readonly _tag: "Done"
+  readonly value: A
+}
+
 /** How one attempt went. A failed one carries how to journal it once the next step is decided. */
 export type Attempt<A, E> =
-  | { readonly _tag: "Done"; readonly value: A }
+  | Done<A>
   | {
     readonly _tag: "Failed"
     readonly failure: Failure.Failure
     readonly startedAt: number
     readonly record: (next: Next, at: number) => Effect.Effect<void, E>
   }
-
-export type Result<A> =
-  | { readonly _tag: "Done"; readonly value: A }
-  | { readonly _tag: "GaveUp"; readonly failure: Failure.Failure; readonly reason: string }
 
 /**
  * The span of each attempt: its name and the attributes it starts with (`ledgerflow.attempt` is added);
@@ -101,35 +102,43 @@ export interface SpanOf {
 
 /**
  * Attempts numbered from `first`, under `budget` (carried over from earlier processes for the same input),
- * until one is done or the rules give up. Each attempt is a span, with the classification and rule of its
- * failure and what was decided; the backoff between attempts is outside them.
+ * until one is done (its value) or the rules give up (`gaveUp`'s effect). Each attempt is a span when
+ * traced, with the classification and rule of its failure and what was decided; the backoff between
+ * attempts is outside them. Untraced, a first attempt that succeeds costs one `flatMap` here.
  */
-export const loop = <A, E, R>(
+export const loop = <A, E, R, E2>(
   rules: Rules,
   first: number,
   budget: Budget,
   span: SpanOf,
-  attempt: (n: number) => Effect.Effect<Attempt<A, E>, E, R>
-): Effect.Effect<Result<A>, E, R> => {
-  const once = (n: number, budget: Budget): Effect.Effect<Result<A> | Extract<Next, { readonly _tag: "Retry" }>, E, R> =>
-    Effect.flatMap(attempt(n), (result) => {
-      if (result._tag === "Done") return Effect.succeed(result)
-      return Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Random.next), ([at, random]) => {
-        const started = budget.startedAt === undefined ? { ...budget, startedAt: result.startedAt } : budget
-        const decided = next(rules, result.failure, started, at, () => random)
-        return result.record(decided, at).pipe(
-          Effect.zipRight(Tracing.annotate(span.traced, failureAttributes(decided))),
-          Effect.as<Result<A> | Extract<Next, { readonly _tag: "Retry" }>>(
-            decided._tag === "GiveUp" ? { _tag: "GaveUp", failure: decided.failure, reason: decided.reason } : decided
-          )
-        )
-      })
-    }).pipe(Tracing.span(span.traced, span.name, { attributes: { ...span.attributes, "ledgerflow.attempt": n } }))
-  const go = (n: number, budget: Budget): Effect.Effect<Result<A>, E, R> =>
-    Effect.flatMap(once(n, budget), (outcome) =>
-      outcome._tag === "Retry"
-        ? Effect.zipRight(Effect.sleep(outcome.delay), go(n + 1, outcome.budget))
-        : Effect.succeed(outcome))
+  attempt: (n: number) => Effect.Effect<Attempt<A, E>, E, R>,
+  gaveUp: (failure: Failure.Failure, reason: string) => Effect.Effect<A, E2>
+): Effect.Effect<A, E | E2, R> => {
+  /** Decide what follows a failed attempt, and journal the attempt with that decision. */
+  const decide = (budget: Budget, failed: Extract<Attempt<A, E>, { readonly _tag: "Failed" }>) =>
+    Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Random.next), ([at, random]) => {
+      const started = budget.startedAt === undefined ? { ...budget, startedAt: failed.startedAt } : budget
+      const decided = next(rules, failed.failure, started, at, () => random)
+      return failed.record(decided, at).pipe(
+        Effect.zipRight(Tracing.annotate(span.traced, failureAttributes(decided))),
+        Effect.as(decided)
+      )
+    })
+  const then = (n: number, decided: Next): Effect.Effect<A, E | E2, R> =>
+    decided._tag === "Retry"
+      ? Effect.zipRight(Effect.sleep(decided.delay), go(n + 1, decided.budget))
+      : gaveUp(decided.failure, decided.reason)
+  const go = (n: number, budget: Budget): Effect.Effect<A, E | E2, R> => {
+    if (!span.traced) {
+      return Effect.flatMap(attempt(n), (result) =>
+        result._tag === "Done" ? Effect.succeed(result.value) : Effect.flatMap(decide(budget, result), (d) => then(n, d)))
+    }
+    const traced = Effect.flatMap(attempt(n), (result): Effect.Effect<Next | Done<A>, E, R> =>
+      result._tag === "Done" ? Effect.succeed(result) : decide(budget, result)).pipe(
+        Tracing.span(true, span.name, { attributes: { ...span.attributes, "ledgerflow.attempt": n } })
+      )
+    return Effect.flatMap(traced, (outcome) => outcome._tag === "Done" ? Effect.succeed(outcome.value) : then(n, outcome))
+  }
   return go(first, budget)
 }
 

@@ -28,10 +28,12 @@ export interface Compensation<R> {
   readonly span: Tracer.AnySpan | undefined
 }
 
+type Done = { readonly _tag: "Compensated" } | { readonly _tag: "GaveUp"; readonly reason: string }
+
+const compensated: Done = { _tag: "Compensated" }
+
 /** Run it: `Compensated`, or `GaveUp` with why (the run now needs a person). */
-export const compensate = <R>(
-  c: Compensation<R>
-): Effect.Effect<{ readonly _tag: "Compensated" } | { readonly _tag: "GaveUp"; readonly reason: string }, never, R> =>
+export const compensate = <R>(c: Compensation<R>): Effect.Effect<Done, never, R> =>
   Effect.flatMap(Clock.currentTimeMillis, (at) =>
     c.append([Event.make(Event.CompensationStarted, { at, stepId: c.stepId, attempt: 1 })]).pipe(
       Effect.zipRight(Attempts.loop({ policy: c.policy, driftCap: undefined }, 1, Attempts.freshBudget, {
@@ -47,12 +49,12 @@ export const compensate = <R>(
               attempt,
               idempotencyKey: `${c.runId}/${c.stepId}/compensate`
             })),
-            (exit): Effect.Effect<Attempts.Attempt<void, never>> => {
+            (exit): Effect.Effect<Attempts.Attempt<Done, never>> => {
               if (Exit.isSuccess(exit)) {
                 return Effect.flatMap(Clock.currentTimeMillis, (at) =>
                   Effect.as(
                     c.append([Event.make(Event.CompensationCompleted, { at, stepId: c.stepId, attempt })]),
-                    { _tag: "Done", value: undefined }
+                    { _tag: "Done", value: compensated }
                   ))
               }
               if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
@@ -73,15 +75,11 @@ export const compensate = <R>(
               })
             }
           ))
-      )),
-      Effect.map((result) =>
-        result._tag === "Done"
-          ? { _tag: "Compensated" as const }
-          : {
-            _tag: "GaveUp" as const,
-            reason: `the compensation of step ${c.stepId} failed (${result.failure.reason}); ${result.reason}`
-          }
-      ),
+      , (failure, reason) =>
+        Effect.succeed<Done>({
+          _tag: "GaveUp",
+          reason: `the compensation of step ${c.stepId} failed (${failure.reason}); ${reason}`
+        }))),
       Effect.tap((done) =>
         Tracing.annotate(c.traced, { "ledgerflow.compensation.outcome": done._tag === "Compensated" ? "compensated" : "gave up" })
       )

@@ -11,7 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Scope from "effect/Scope"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import type { ReplayEntry } from "../Engine.js"
 import * as Event from "../Event.js"
 import type { EventStoreService, RunPatch } from "../EventStore.js"
@@ -116,7 +116,7 @@ export class Execution implements Host {
       : Effect.exit(entered)
     // Traced or not, once per run; the run's span: the compensations are its children, whichever step
     // registered them.
-    return Effect.flatMap(Effect.zip(Tracing.enabled, Effect.option(Effect.currentSpan)), ([traced, span]) => {
+    return Effect.flatMap(Effect.zip(Tracing.enabled, Effect.serviceOption(Tracer.ParentSpan)), ([traced, span]) => {
       this.tracedRun = traced
       this.span = Option.getOrUndefined(span)
       return Effect.map(exited, (exit) => outcomeOf(exit, this.stopped, this.progress(), this.failedSteps))

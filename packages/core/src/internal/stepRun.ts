@@ -23,6 +23,8 @@ import { noReservation } from "./budget.js"
 import * as JournalSafe from "./journalSafe.js"
 import type { RunOps } from "./runOps.js"
 
+const noAttributes = {}
+
 /** A call to execute: the step, its input, and its identity in the run. */
 export interface Call<I, O, E, R> {
   readonly step: Definition<I, O, E, R>
@@ -44,13 +46,17 @@ export const execute = <I, O, E, R>(
     { policy: step.retry, driftCap: step.driftCap },
     (prior?.failedAttempts ?? 0) + 1,
     sameInput ? prior.budget : Attempts.freshBudget,
-    { traced: run.traced, name: "ledgerflow.attempt", attributes: { "ledgerflow.run_id": run.runId, "ledgerflow.step_id": stepId } },
-    (attempt) => attemptOnce(run, call, attempt, idempotencyKey)
-  ).pipe(Effect.flatMap((result) => {
-    if (result._tag === "Done") return Effect.succeed(result.value)
-    run.failedAt(result.failure, stepId)
-    return Effect.fail(result.failure)
-  }))
+    {
+      traced: run.traced,
+      name: "ledgerflow.attempt",
+      attributes: run.traced ? { "ledgerflow.run_id": run.runId, "ledgerflow.step_id": stepId } : noAttributes
+    },
+    (attempt) => attemptOnce(run, call, attempt, idempotencyKey),
+    (failure) => {
+      run.failedAt(failure, stepId)
+      return Effect.fail(failure)
+    }
+  )
   // A previous process scheduled this step's retry: keep its backoff.
   const retryAt = sameInput ? prior.retryAt : undefined
   const waited = retryAt === undefined ? attempts : Effect.suspend(() => {
