@@ -3,19 +3,11 @@
  * run record, input hash, lease state and `ifRunning`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { EventStore } from "@ledgerflow/core"
+import { EventStore } from "@ledgerflow/core"
 import * as fc from "effect/FastCheck"
 import { type Decision, decideStart, type StartFacts } from "../src/internal/admission.js"
 
-const statuses: ReadonlyArray<EventStore.RunStatus> = [
-  "running",
-  "completed",
-  "failed",
-  "compensating",
-  "rolled_back",
-  "needs_attention",
-  "cancelled"
-]
+const statuses: ReadonlyArray<EventStore.RunStatus> = EventStore.RunStatus.literals
 
 const hash = fc.constantFrom("h1", "h2", "h3")
 

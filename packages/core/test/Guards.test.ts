@@ -26,6 +26,10 @@ const contextAgent = (name: string, options: { readonly failOverCeiling?: boolea
     ...options
   })
 
+/** A text-in, text-out pipeline with a run budget (its `run` given by the test). */
+const budgeted = (name: string, budget: Pipeline.Budget) =>
+  ({ name, version: 1, input: Schema.String, output: Schema.String, budget }) as const
+
 describe("LoopGuard", () => {
   it.effect("three bots answering each other in one thread are stopped at turn 11 of 10, naming who drove the chain", () =>
     Effect.gen(function*() {
@@ -89,14 +93,7 @@ layer(AnthropicStandIn.layer())("guards with Claude steps", (it) => {
   it.effect("a run budget in dollars stops a summary before the call: the meter shows no call", () =>
     Effect.gen(function*() {
       const step = summarize()
-      const pipeline = Pipeline.make({
-        name: "budgeted",
-        version: 1,
-        input: Schema.String,
-        output: Schema.String,
-        budget: { usd: 0.01 },
-        run: (text) => step(text)
-      })
+      const pipeline = Pipeline.make({ ...budgeted("budgeted", { usd: 0.01 }), run: (text: string) => step(text) })
       const failure = yield* Effect.flip(Engine.run(pipeline, promptOf(8000), { key: "b1" }))
       assert(Failure.isDeterministic(failure))
       expect(failure.rule).toBe("budget")
@@ -119,12 +116,8 @@ layer(AnthropicStandIn.layer())("guards with Claude steps", (it) => {
     Effect.gen(function*() {
       const step = summarize()
       const pipeline = Pipeline.make({
-        name: "budget-fallback",
-        version: 1,
-        input: Schema.String,
-        output: Schema.String,
-        budget: { usd: 0.01 },
-        run: (text) =>
+        ...budgeted("budget-fallback", { usd: 0.01 }),
+        run: (text: string) =>
           step(text).pipe(Effect.catchTag("BudgetExceeded", (e) => Effect.succeed(`skipped ${e.stepId}: ${e.measure} over ${e.limit}`)))
       })
       expect(yield* Engine.run(pipeline, promptOf(8000), { key: "b-fallback" })).toBe("skipped summarize#0: usd over 0.01")

@@ -122,6 +122,8 @@ const attemptOnce = <I, O, E, R>(
       : guarded
     return Effect.flatMap(started, (exit): Effect.Effect<Attempts.Attempt<O, StepError>, never, R> => {
       const extras = (at: number) => findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : []
+      // What the attempt's outcome event says of it, whatever the outcome.
+      const about = (at: number) => ({ at, stepId, name: step.name, inputHash, attempt, startedAt })
       let failure: Failure.Failure
       if (Exit.isSuccess(exit)) {
         const journaled = journalable(step, exit.value, `step ${stepId}`)
@@ -129,12 +131,7 @@ const attemptOnce = <I, O, E, R>(
           const at = run.clock.unsafeCurrentTimeMillis()
           return run.append([
             Event.make(Event.StepCompleted, {
-              at,
-              stepId,
-              name: step.name,
-              inputHash,
-              attempt,
-              startedAt,
+              ...about(at),
               output: journaled.right,
               ...(usage.length > 0 ? { usage } : {})
             }),
@@ -159,12 +156,7 @@ const attemptOnce = <I, O, E, R>(
         Effect.zipRight(
           run.append([
             Event.make(Event.StepAttemptFailed, {
-              at,
-              stepId,
-              name: step.name,
-              inputHash,
-              attempt,
-              startedAt,
+              ...about(at),
               failure: next.failure,
               ...(next._tag === "Retry" ? { retryDelayMs: Duration.toMillis(next.delay) } : { giveUp: next.reason }),
               ...(usage.length > 0 ? { usage } : {})
