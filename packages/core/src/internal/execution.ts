@@ -15,13 +15,11 @@ import * as Tracer from "effect/Tracer"
 import type { ReplayEntry } from "../Engine.js"
 import * as Event from "../Event.js"
 import type { EventStoreService, RunPatch } from "../EventStore.js"
-import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
 import { RunContext, type RunContextService } from "../RunContext.js"
 import type { Definition, StepError } from "../StepDefinition.js"
 import type { BudgetTracker } from "./budget.js"
 import { compensate } from "./compensation.js"
-import { hashJson, toJson } from "./hash.js"
 import type { Holder, Leases } from "./leases.js"
 import { Calls } from "./matching.js"
 import type { Host, Mode } from "./modes.js"
@@ -224,20 +222,11 @@ export class Execution implements Host {
   call<I, O, E, R>(step: Definition<I, O, E, R>, input: I, key: string | undefined): Effect.Effect<O, StepError, R> {
     return Effect.withFiberRuntime((fiber) => {
       if (this.stopped !== undefined) return Effect.interrupt
-      const stepId = this.calls.identify(step, key)
-      if (typeof stepId !== "string") return Effect.fail(stepId)
-      const encoded = step.codec.encodeInput(input)
-      if (Either.isLeft(encoded)) {
-        return Effect.fail(Failure.deterministic(
-          `the input of step ${stepId} does not match its Schema: ${ParseResult.TreeFormatter.formatErrorSync(encoded.left)}`,
-          { rule: "schema" }
-        ))
-      }
-      const inputHash = hashJson(toJson(encoded.right))
       // Only an occurrence-numbered call made off the pipeline's own fiber (inside `Effect.all`, a fork) may
       // be served another occurrence's completion: there, the order of calls may really differ between runs.
-      const concurrent = key === undefined && fiber.id().id !== this.root
-      const match = this.calls.match({ stepId, name: step.name, inputHash, concurrent })
+      const resolved = this.calls.resolve(step, input, key, fiber.id().id !== this.root)
+      if (resolved._tag === "Refused") return Effect.fail(resolved.error)
+      const { inputHash, match, stepId } = resolved
       const call = { step, input, stepId, inputHash }
       const mode = this.config.mode
       let effect: Effect.Effect<O, StepError, R>
@@ -253,24 +242,9 @@ export class Execution implements Host {
           })
           break
         case "Execute":
-          if (key !== undefined && this.calls.isClaimed(stepId)) {
-            return Effect.fail(Failure.deterministic(
-              `step key "${key}" of step ${step.name} is used twice in run ${this.runId}; keys must be unique per step`,
-              { rule: "invalid-key" }
-            ))
-          }
           effect = mode.unserved(this, call, match.prior)
       }
-      if (!this.traced) return effect
-      return Tracing.span(true, "ledgerflow.step", {
-        attributes: {
-          "ledgerflow.run_id": this.runId,
-          "ledgerflow.step_id": stepId,
-          "ledgerflow.step.name": step.name,
-          "ledgerflow.served": match._tag === "Served",
-          ...(match._tag === "Served" && match.reordered ? { "ledgerflow.served_from": match.entry.stepId } : {})
-        }
-      })(effect)
+      return this.traced ? Tracing.stepSpan(this.runId, stepId, step.name, match)(effect) : effect
     })
   }
 

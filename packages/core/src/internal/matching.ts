@@ -3,9 +3,12 @@
  * one execution (which step value owns each name, occurrence counters, entries already taken); `match` is
  * the pure rule deciding whether a call is served, has diverged, or must execute.
  */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
 import { DuplicateStepName, validateName } from "../StepDefinition.js"
+import { hashJson, toJson } from "./hash.js"
 
 export type Match =
   | { readonly _tag: "Served"; readonly entry: Journal.StepEntry; readonly reordered: boolean }
@@ -70,6 +73,40 @@ export class Calls {
     const problem = validateName("step key", key)
     if (problem !== undefined) return Failure.deterministic(`step ${step.name}: ${problem}`, { rule: "invalid-key" })
     return `${step.name}[${key}]`
+  }
+
+  /**
+   * A call's identity and what the journal holds for it, or why it is refused: two steps with one name, an
+   * unusable key, an input its Schema refuses, an explicit key used twice.
+   */
+  resolve<I>(
+    step: { readonly name: string; readonly codec: { readonly encodeInput: (input: I) => Either.Either<unknown, ParseResult.ParseError> } },
+    input: I,
+    key: string | undefined,
+    offRoot: boolean
+  ):
+    | { readonly _tag: "Refused"; readonly error: DuplicateStepName | Failure.Deterministic }
+    | { readonly _tag: "Resolved"; readonly stepId: string; readonly inputHash: string; readonly match: Match }
+  {
+    const stepId = this.identify(step, key)
+    if (typeof stepId !== "string") return { _tag: "Refused", error: stepId }
+    const encoded = step.codec.encodeInput(input)
+    if (Either.isLeft(encoded)) {
+      const why = ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+      return { _tag: "Refused", error: Failure.deterministic(`the input of step ${stepId} does not match its Schema: ${why}`, { rule: "schema" }) }
+    }
+    const inputHash = hashJson(toJson(encoded.right))
+    const match = this.match({ stepId, name: step.name, inputHash, concurrent: key === undefined && offRoot })
+    if (match._tag === "Execute" && key !== undefined && this.claimed.has(stepId)) {
+      return {
+        _tag: "Refused",
+        error: Failure.deterministic(
+          `step key "${key}" of step ${step.name} is used twice in run ${this.runId}; keys must be unique per step`,
+          { rule: "invalid-key" }
+        )
+      }
+    }
+    return { _tag: "Resolved", stepId, inputHash, match }
   }
 
   match(call: CallIdentity): Match {

@@ -40,3 +40,22 @@ export const traced = (name: string, options: SpanOptions = {}) =>
 /** Annotate the current span, when traced. */
 export const annotate = (on: boolean, attributes: Record<string, unknown>): Effect.Effect<void> =>
   on ? Effect.annotateCurrentSpan(attributes) : Effect.void
+
+/** A step call's span (when traced): its identity, and whether (and from where) it was served. */
+export const stepSpan = (
+  runId: string,
+  stepId: string,
+  name: string,
+  match: { readonly _tag: string; readonly reordered?: boolean; readonly entry?: { readonly stepId: string } }
+) =>
+  span(true, "ledgerflow.step", {
+    attributes: {
+      "ledgerflow.run_id": runId,
+      "ledgerflow.step_id": stepId,
+      "ledgerflow.step.name": name,
+      "ledgerflow.served": match._tag === "Served",
+      ...(match._tag === "Served" && match.reordered === true && match.entry !== undefined
+        ? { "ledgerflow.served_from": match.entry.stepId }
+        : {})
+    }
+  })
