@@ -125,7 +125,10 @@ describe("the classifier on what pg throws", () => {
         )
         yield* Effect.promise(() => admin.end())
         const lost = yield* sleeping.await
-        const missing = yield* Effect.flip(sql.unsafe("INSERT INTO reports (id, region) VALUES (1, 'eu')"))
+        // On a client of its own: the first pool may still hand out the connection the server just ended,
+        // whose query then fails as a lost connection (transient) instead of reaching the missing column.
+        const fresh = yield* PgClient.make({ url: Redacted.make(url) })
+        const missing = yield* Effect.flip(fresh.unsafe("INSERT INTO reports (id, region) VALUES (1, 'eu')"))
         return [lost, missing] as const
       }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
     )
