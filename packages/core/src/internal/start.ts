@@ -89,7 +89,11 @@ export const run = <I, O, E, R>(
         case "Conflict":
           return yield* Effect.fail(keyConflict(pipeline, existing, decision.storedInputHash, inputHash))
         case "TakeOver":
-          return yield* takeOver(core, pipeline, existing, { ...decision, budget: options.budget })
+          return yield* takeOver(core, pipeline, existing, {
+            reason: decision.reason,
+            requireExpired: decision.requireExpired,
+            budget: options.budget
+          })
         case "FinishRollback":
           yield* rollback(pipeline, existing.runId)
           continue
