@@ -24,9 +24,10 @@ export class InvalidKey extends Schema.TaggedError<InvalidKey>()("InvalidKey", {
   message: Schema.String
 }) {}
 
-/** No run has this id (or id prefix). */
+/** No run has this id (or id prefix); `ambiguous`: the prefix names several runs. */
 export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {
   runId: Schema.String,
+  ambiguous: Schema.optional(Schema.Boolean),
   message: Schema.String
 }) {}
 

@@ -39,7 +39,7 @@ const known: Record<string, { readonly code: Code; readonly hint?: string | ((er
   RunNotFound: {
     code: BadInput,
     // Not for an ambiguous prefix: there the message already says to type more of the id.
-    hint: (error) => messageOf(error).startsWith("no run has the id") ? "list runs with `ledgerflow runs`" : undefined
+    hint: (error) => Predicate.hasProperty(error, "ambiguous") && error.ambiguous === true ? undefined : "list runs with `ledgerflow runs`"
   },
   UnknownEvent: { code: BadInput },
   RunNotResumable: { code: BadInput, hint: "see what happened with `ledgerflow show <run>`, then `ledgerflow resume` or `ledgerflow rollback` it" },

@@ -78,6 +78,7 @@ export const getRun = (core: Core, runIdOrPrefix: string): Effect.Effect<RunReco
       return Effect.fail(
         new RunNotFound({
           runId: runIdOrPrefix,
+          ...(first === undefined ? {} : { ambiguous: true }),
           message: first === undefined
             ? `no run has the id ${runIdOrPrefix}`
             : `${runIdOrPrefix} is the prefix of several runs; type more of the id`

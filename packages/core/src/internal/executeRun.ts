@@ -27,7 +27,7 @@ import type { Outcome, Progress } from "./outcome.js"
 import type { Mode } from "./modes.js"
 import * as Modes from "./modes.js"
 import type { Stop } from "./runOps.js"
-import { journalable } from "./stepRun.js"
+import { classifyCause, journalable } from "./stepRun.js"
 import * as Tracing from "./tracing.js"
 
 export interface ExecutionOptions {
@@ -70,7 +70,7 @@ export const open = (core: Core, pipeline: Pipeline.Any, run: RunRecord, state: 
   })
 
 /** The pipeline's budget overridden field by field by the run's, if either has one. */
-export const budgetOf = (pipeline: Pipeline.Any, runBudget: Pipeline.Budget | undefined) =>
+const budgetOf = (pipeline: Pipeline.Any, runBudget: Pipeline.Budget | undefined) =>
   pipeline.budget === undefined && runBudget === undefined ? undefined : { ...pipeline.budget, ...runBudget }
 
 /** Execute the pipeline under the run's lease, against its journal; journal the outcome. */
@@ -92,7 +92,7 @@ export const execute = <I, O, E, R>(
       const checked = yield* Effect.exit(execution.within(pipeline.preflight))
       if (Exit.isFailure(checked)) {
         if (Cause.isInterruptedOnly(checked.cause)) return yield* Effect.interrupt
-        const why = classified(checked.cause)
+        const why = classifyCause(checked.cause, undefined)
         const failure = Failure.deterministic(
           `the preflight of pipeline ${pipeline.name} failed, before any step ran: ${why.reason}`,
           { rule: "preflight", ...(why.cause !== undefined ? { cause: why.cause } : {}) }
@@ -120,13 +120,6 @@ export const runSpan = (run: RunRecord, mode: Mode["name"]) =>
       "ledgerflow.mode": mode
     }
   })
-
-/** Why a preflight failed, as a `Failure` (its own, or the classified error). */
-const classified = (cause: Cause.Cause<unknown>): Failure.Failure => {
-  const error = Cause.failureOption(cause)
-  const raw = Option.isSome(error) ? error.value : Cause.squash(cause)
-  return Failure.isFailure(raw) ? raw : Failure.classify(raw)
-}
 
 const finish = <I, O, E, R>(
   execution: Execution,

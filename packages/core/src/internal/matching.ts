@@ -35,13 +35,14 @@ export const match = (
   call: CallIdentity,
   entry: Journal.StepEntry | undefined,
   isClaimed: (stepId: string) => boolean,
-  moved: () => Journal.StepEntry | undefined
+  /** Only for a concurrent call: another occurrence's free completion of the same step and input. */
+  moved: (() => Journal.StepEntry | undefined) | undefined
 ): Match => {
   const completed = entry !== undefined && Journal.isCompleted(entry)
   if (completed && !isClaimed(call.stepId) && entry.inputHash === call.inputHash) {
     return { _tag: "Served", entry, reordered: false }
   }
-  const other = call.concurrent ? moved() : undefined
+  const other = moved?.()
   if (other !== undefined) return { _tag: "Served", entry: other, reordered: true }
   if (completed) return { _tag: "Diverged", entry }
   return { _tag: "Execute", prior: entry }
@@ -60,7 +61,7 @@ export class Calls {
   constructor(private readonly runId: string, private readonly steps: ReadonlyMap<string, Journal.StepEntry>) {}
 
   /** The call's step id (`name#occurrence` taken in call order, or `name[key]`), or why it is refused. */
-  identify(step: { readonly name: string }, key: string | undefined): string | DuplicateStepName | Failure.Deterministic {
+  private identify(step: { readonly name: string }, key: string | undefined): string | DuplicateStepName | Failure.Deterministic {
     const owner = this.owners.get(step.name)
     if (owner === undefined) this.owners.set(step.name, step)
     else if (owner !== step) return this.duplicate(step.name, key)
@@ -109,8 +110,9 @@ export class Calls {
     return { _tag: "Resolved", stepId, inputHash, match }
   }
 
-  match(call: CallIdentity): Match {
-    return match(call, this.steps.get(call.stepId), this.isClaimed, () => this.unclaimedCompletion(call.name, call.inputHash))
+  private match(call: CallIdentity): Match {
+    const moved = call.concurrent ? () => this.unclaimedCompletion(call.name, call.inputHash) : undefined
+    return match(call, this.steps.get(call.stepId), this.isClaimed, moved)
   }
 
   claim(stepId: string): void {

@@ -229,7 +229,7 @@ export const journalable = <O>(
   return lost === undefined ? Either.right(encoded.right) : Either.left(journalLoss(what, lost))
 }
 
-export const journalLoss = (what: string, why: string): Failure.Deterministic =>
+const journalLoss = (what: string, why: string): Failure.Deterministic =>
   Failure.deterministic(
     `${what} returned an output the journal cannot keep (${why}); its Schema must encode it to plain JSON (e.g. Schema.Date for a Date, Schema.BigInt for a bigint, Schema.ReadonlyMap for a Map, a finite number or Schema.NonNaN)`,
     { rule: "journal" }
