@@ -1,7 +1,8 @@
 /**
  * Spans only where someone receives them. A program that provided no tracer runs under Effect's default
  * one, which keeps its spans in memory and exports nowhere; making them cost about a quarter of a step's CPU in
- * `pnpm bench` (a span object, its attributes, a captured stack trace per step and attempt). So a run makes
+ * a profile of the bench's sequential workload (a span object, its attributes, a captured stack trace per step
+ * and attempt). So a run makes
  * spans only when a tracer was provided (e.g. `@effect/opentelemetry`'s layer), and never captures stacks.
  */
 import * as Effect from "effect/Effect"
