@@ -14,8 +14,9 @@ export const cleanUp = (): void => rmSync(root, { recursive: true, force: true }
 
 /**
  * Runs made on each measurement's own file before its clock starts, the same way as the timed ones: the
- * WAL has grown past its checkpoint and is being reused, statements are prepared, and every row (the
- * ceiling included) is judged on a file in that same state. (Measured on fresh files, one machine put the
+ * WAL has grown to its checkpoint size (the ceiling's 600 warm appends leave it at ~1,000 pages, SQLite's
+ * autocheckpoint; the engine's rows write more), statements are prepared, and every row (the ceiling
+ * included) is judged on a file in that state. (Measured on fresh files, one machine put the
  * ceiling at 464 µs a step and the store alone at 193: the rows were not comparable.)
  */
 export const warmRuns = 60
