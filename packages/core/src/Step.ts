@@ -2,9 +2,10 @@
  * A durable step: a name, Schemas for its input and output, a retry policy and the Effect that does the
  * work. Called inside a pipeline it is journaled: a completed step is served from the log, never re-run.
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Failure from "./Failure.js"
@@ -117,8 +118,15 @@ export function make<I, IE, O, OE, E, R>(options: Options<I, IE, O, OE, E, R>): 
   }
   // A step without an input Schema takes no input, journaled as null.
   const encodeInput = options.input === undefined ? () => noInput : Schema.encodeEither(options.input)
+  // One effect where `Effect.flatMap(RunContext, …)` is three (the tag, its lookup, the flatMap): a step call
+  // is the engine's hottest path. Outside a run, the tag's own lookup fails as Effect words it.
   const call = (value: I, options?: CallOptions): Effect.Effect<O, StepError, R | RunContext> =>
-    Effect.flatMap(RunContext, (run) => run.call(self, value, options?.key))
+    Effect.withFiberRuntime((fiber) => {
+      const run = Context.getOption(fiber.currentContext, RunContext)
+      return Option.isSome(run)
+        ? run.value.call(self, value, options?.key)
+        : Effect.flatMap(RunContext, (found) => found.call(self, value, options?.key))
+    })
   // A function's own `name` is read-only: define it rather than assign it.
   Object.defineProperty(call, "name", { value: options.name })
   const self: Step<I, O, E, R> = Object.assign(call, {

@@ -75,20 +75,22 @@ export const next = (
     : { _tag: "GiveUp", reason: decision.reason, failure, budget: counted }
 }
 
-interface Done<A> {
-  readonly _tag: "Done"
-  readonly value: A
+/** A failed attempt, and how to journal it once what comes next is decided. */
+export interface Failed<E> {
+  readonly failure: Failure.Failure
+  readonly startedAt: number
+  readonly record: (next: Next, at: number) => Effect.Effect<void, E>
 }
 
-/** How one attempt went. A failed one carries how to journal it once the next step is decided. */
-export type Attempt<A, E> =
-  | Done<A>
-  | {
-    readonly _tag: "Failed"
-    readonly failure: Failure.Failure
-    readonly startedAt: number
-    readonly record: (next: Next, at: number) => Effect.Effect<void, E>
-  }
+/**
+ * One attempt, numbered `n`, made when this is called (the call is the attempt's start: it reads the clock
+ * and may check a budget). It ends in its value when it succeeds; when it fails, it continues with
+ * `failed`, whose effect is the attempt's (so a failed attempt costs no effect of the loop's on the way).
+ */
+export type AttemptOnce<A, E, R> = <B, E2>(
+  n: number,
+  failed: (failed: Failed<E>) => Effect.Effect<B, E2, R>
+) => Effect.Effect<A | B, E | E2, R>
 
 /**
  * The span of each attempt: its name and the attributes it starts with (`ledgerflow.attempt` is added);
@@ -100,22 +102,28 @@ export interface SpanOf {
   readonly attributes: Readonly<Record<string, unknown>>
 }
 
+/** A traced attempt that failed and what was decided, handed out of its span. */
+class Decided {
+  constructor(readonly next: Next) {}
+}
+
 /**
  * Attempts numbered from `first`, under `budget` (carried over from earlier processes for the same input),
- * until one is done (its value) or the rules give up (`gaveUp`'s effect). Each attempt is a span when
- * traced, with the classification and rule of its failure and what was decided; the backoff between
- * attempts is outside them. Untraced, a first attempt that succeeds costs one `flatMap` here.
+ * until one is done (its value) or the rules give up (`gaveUp`'s effect). Built when it starts: the first
+ * attempt is made when this is called, each next one when its backoff has passed. Each attempt is a span
+ * when traced, with the classification and rule of its failure and what was decided; the backoff between
+ * attempts is outside them. Untraced, an attempt that succeeds adds no effect of its own.
  */
 export const loop = <A, E, R, E2>(
   rules: Rules,
   first: number,
   budget: Budget,
   span: SpanOf,
-  attempt: (n: number) => Effect.Effect<Attempt<A, E>, E, R>,
+  attempt: AttemptOnce<A, E, R>,
   gaveUp: (failure: Failure.Failure, reason: string) => Effect.Effect<A, E2>
 ): Effect.Effect<A, E | E2, R> => {
   /** Decide what follows a failed attempt, and journal the attempt with that decision. */
-  const decide = (budget: Budget, failed: Extract<Attempt<A, E>, { readonly _tag: "Failed" }>) =>
+  const decide = (budget: Budget, failed: Failed<E>) =>
     Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Random.next), ([at, random]) => {
       const started = budget.startedAt === undefined ? { ...budget, startedAt: failed.startedAt } : budget
       const decided = next(rules, failed.failure, started, at, () => random)
@@ -126,18 +134,14 @@ export const loop = <A, E, R, E2>(
     })
   const then = (n: number, decided: Next): Effect.Effect<A, E | E2, R> =>
     decided._tag === "Retry"
-      ? Effect.zipRight(Effect.sleep(decided.delay), go(n + 1, decided.budget))
+      ? Effect.flatMap(Effect.sleep(decided.delay), () => go(n + 1, decided.budget))
       : gaveUp(decided.failure, decided.reason)
   const go = (n: number, budget: Budget): Effect.Effect<A, E | E2, R> => {
-    if (!span.traced) {
-      return Effect.flatMap(attempt(n), (result) =>
-        result._tag === "Done" ? Effect.succeed(result.value) : Effect.flatMap(decide(budget, result), (d) => then(n, d)))
-    }
-    const traced = Effect.flatMap(attempt(n), (result): Effect.Effect<Next | Done<A>, E, R> =>
-      result._tag === "Done" ? Effect.succeed(result) : decide(budget, result)).pipe(
-        Tracing.span(true, span.name, { attributes: { ...span.attributes, "ledgerflow.attempt": n } })
-      )
-    return Effect.flatMap(traced, (outcome) => outcome._tag === "Done" ? Effect.succeed(outcome.value) : then(n, outcome))
+    if (!span.traced) return attempt(n, (failed) => Effect.flatMap(decide(budget, failed), (d) => then(n, d)))
+    const traced = attempt(n, (failed) => Effect.map(decide(budget, failed), (d) => new Decided(d))).pipe(
+      Tracing.span(true, span.name, { attributes: { ...span.attributes, "ledgerflow.attempt": n } })
+    )
+    return Effect.flatMap(traced, (outcome) => outcome instanceof Decided ? then(n, outcome.next) : Effect.succeed(outcome))
   }
   return go(first, budget)
 }

@@ -7,7 +7,6 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import type * as Tracer from "effect/Tracer"
 import * as Event from "../Event.js"
 import type { CompensationContext } from "../StepDefinition.js"
@@ -36,43 +35,33 @@ const compensated: Done = { _tag: "Compensated" }
 export const compensate = <R>(c: Compensation<R>): Effect.Effect<Done, never, R> =>
   Effect.flatMap(Clock.currentTimeMillis, (at) =>
     c.append([Event.make(Event.CompensationStarted, { at, stepId: c.stepId, attempt: 1 })]).pipe(
-      Effect.zipRight(Attempts.loop({ policy: c.policy, driftCap: undefined }, 1, Attempts.freshBudget, {
+      Effect.zipRight(Attempts.loop<Done, never, R, never>({ policy: c.policy, driftCap: undefined }, 1, Attempts.freshBudget, {
         traced: c.traced,
         name: "ledgerflow.attempt",
         attributes: { "ledgerflow.run_id": c.runId, "ledgerflow.step_id": c.stepId, "ledgerflow.compensation": true }
-      }, (attempt) =>
+      }, (attempt, failed) =>
         Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
-          Effect.flatMap(
-            Effect.exit(c.undo({
-              runId: c.runId,
-              stepId: c.stepId,
-              attempt,
-              idempotencyKey: `${c.runId}/${c.stepId}/compensate`
-            })),
-            (exit): Effect.Effect<Attempts.Attempt<Done, never>> => {
-              if (Exit.isSuccess(exit)) {
-                return Effect.flatMap(Clock.currentTimeMillis, (at) =>
-                  Effect.as(
-                    c.append([Event.make(Event.CompensationCompleted, { at, stepId: c.stepId, attempt })]),
-                    { _tag: "Done", value: compensated }
-                  ))
-              }
-              if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
-              return Effect.succeed({
-                _tag: "Failed",
-                failure: classifyCause(exit.cause, undefined),
-                startedAt,
-                record: (next, at) =>
-                  c.append([
-                    Event.make(Event.CompensationFailed, {
-                      at,
-                      stepId: c.stepId,
-                      attempt,
-                      failure: next.failure,
-                      ...(next._tag === "Retry" ? { retryDelayMs: Duration.toMillis(next.delay) } : {})
-                    })
-                  ])
-              })
+          Effect.matchCauseEffect(
+            c.undo({ runId: c.runId, stepId: c.stepId, attempt, idempotencyKey: `${c.runId}/${c.stepId}/compensate` }),
+            {
+              onSuccess: () =>
+                Effect.flatMap(Clock.currentTimeMillis, (at) =>
+                  Effect.as(c.append([Event.make(Event.CompensationCompleted, { at, stepId: c.stepId, attempt })]), compensated)),
+              onFailure: (cause) =>
+                Cause.isInterruptedOnly(cause) ? Effect.interrupt : failed({
+                  failure: classifyCause(cause, undefined),
+                  startedAt,
+                  record: (next, at) =>
+                    c.append([
+                      Event.make(Event.CompensationFailed, {
+                        at,
+                        stepId: c.stepId,
+                        attempt,
+                        failure: next.failure,
+                        ...(next._tag === "Retry" ? { retryDelayMs: Duration.toMillis(next.delay) } : {})
+                      })
+                    ])
+                })
             }
           ))
       , (failure, reason) =>

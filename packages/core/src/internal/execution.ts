@@ -14,7 +14,7 @@ import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type { ReplayEntry } from "../Engine.js"
 import * as Event from "../Event.js"
-import type { EventStoreService, RunPatch } from "../EventStore.js"
+import type { AppendRequest, EventStoreService, RunPatch } from "../EventStore.js"
 import * as Journal from "../Journal.js"
 import { RunContext, type RunContextService } from "../RunContext.js"
 import type { Definition, StepError } from "../StepDefinition.js"
@@ -126,21 +126,26 @@ export class Execution implements Host {
     return Effect.suspend(() => {
       const stopped = this.stopped
       if (stopped !== undefined && stopped._tag !== "ReplayStopped") return Effect.fail(stopped)
-      const first = events[0]
-      const withServed = this.servedPending.length > 0 && first !== undefined
-        ? [Event.make(Event.StepsServed, { at: first.at, stepIds: this.servedPending }), ...events]
-        : events
-      this.servedPending = []
-      return Effect.asVoid(this.config.store.append({
-        runId: this.runId,
-        token: this.token,
-        events: withServed.map(Event.encode),
-        now: first?.at ?? 0,
-        durable,
-        alone: this.config.leases.alone(this.holder),
-        ...(patch !== undefined ? { patch } : {})
-      }))
+      return Effect.asVoid(this.config.store.append(this.request(events, patch, durable)))
     })
+  }
+
+  /** The store's request for `events`, after the marks of the steps served since the last append. */
+  private request(events: ReadonlyArray<Event.Event>, patch?: RunPatch, durable = true): AppendRequest {
+    const first = events[0]
+    const withServed = this.servedPending.length > 0 && first !== undefined
+      ? [Event.make(Event.StepsServed, { at: first.at, stepIds: this.servedPending }), ...events]
+      : events
+    this.servedPending = []
+    return {
+      runId: this.runId,
+      token: this.token,
+      events: withServed.map(Event.encode),
+      now: first?.at ?? 0,
+      durable,
+      alone: this.config.leases.alone(this.holder),
+      ...(patch !== undefined ? { patch } : {})
+    }
   }
 
   /** Close the run's scope with `exit`: a failure runs the registered compensations, latest first. */
@@ -173,7 +178,19 @@ export class Execution implements Host {
   }
 
   readonly append = (events: ReadonlyArray<Event.Event>): Effect.Effect<void> =>
-    this.journal(events).pipe(Effect.catchAll((reason) => this.stop(reason)))
+    Effect.suspend(() => this.appendThen(events, () => Effect.void))
+
+  readonly appendThen = <A, E, R>(
+    events: ReadonlyArray<Event.Event>,
+    next: () => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => {
+    const stopped = this.stopped
+    if (stopped !== undefined && stopped._tag !== "ReplayStopped") return this.stop(stopped)
+    return Effect.matchEffect(this.config.store.append(this.request(events)), {
+      onFailure: (reason) => this.stop(reason),
+      onSuccess: next
+    })
+  }
 
   readonly stop = (reason: Stop): Effect.Effect<never> =>
     Effect.suspend(() => {

@@ -35,6 +35,14 @@ export interface RunOps {
    * the store refuses, the execution stops: the caller is interrupted and nothing after it runs.
    */
   readonly append: (events: ReadonlyArray<Event.Event>) => Effect.Effect<void>
+  /**
+   * `append`, then `next` once the store took the events; built when called, so call it where the append is
+   * due (inside the effect that runs it). The step path's append: no effect of its own besides the store's.
+   */
+  readonly appendThen: <A, E, R>(
+    events: ReadonlyArray<Event.Event>,
+    next: () => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
   /** Stop the execution from inside: the caller is interrupted, the engine is told why. */
   readonly stop: (reason: Stop) => Effect.Effect<never>
   /** This journal entry is taken by a call of this execution. */

@@ -33,7 +33,10 @@ export interface Call<I, O, E, R> {
   readonly inputHash: string
 }
 
-/** Execute the call, continuing the attempts (and the retry budget, for the same input) of `prior`. */
+/**
+ * Execute the call, continuing the attempts (and the retry budget, for the same input) of `prior`. Called
+ * where the call runs (the first attempt starts here, unless a backoff or a reconcile comes first).
+ */
 export const execute = <I, O, E, R>(
   run: RunOps,
   call: Call<I, O, E, R>,
@@ -42,117 +45,88 @@ export const execute = <I, O, E, R>(
   const { step, stepId } = call
   const sameInput = prior !== undefined && prior.completed === undefined && prior.inputHash === call.inputHash
   const idempotencyKey = `${run.runId}/${stepId}`
-  const attempts = Attempts.loop(
-    { policy: step.retry, driftCap: step.driftCap },
-    (prior?.failedAttempts ?? 0) + 1,
-    sameInput ? prior.budget : Attempts.freshBudget,
-    {
-      traced: run.traced,
-      name: "ledgerflow.attempt",
-      attributes: run.traced ? { "ledgerflow.run_id": run.runId, "ledgerflow.step_id": stepId } : noAttributes
-    },
-    (attempt) => attemptOnce(run, call, attempt, idempotencyKey),
-    (failure) => {
-      run.failedAt(failure, stepId)
-      return Effect.fail(failure)
-    }
-  )
+  const attempts = () =>
+    Attempts.loop<O, StepError, R, StepError>(
+      { policy: step.retry, driftCap: step.driftCap },
+      (prior?.failedAttempts ?? 0) + 1,
+      sameInput ? prior.budget : Attempts.freshBudget,
+      {
+        traced: run.traced,
+        name: "ledgerflow.attempt",
+        attributes: run.traced ? { "ledgerflow.run_id": run.runId, "ledgerflow.step_id": stepId } : noAttributes
+      },
+      (attempt, failed) => attemptOnce(run, call, attempt, idempotencyKey, failed),
+      (failure) => {
+        run.failedAt(failure, stepId)
+        return Effect.fail(failure)
+      }
+    )
   // A previous process scheduled this step's retry: keep its backoff.
   const retryAt = sameInput ? prior.retryAt : undefined
-  const waited = retryAt === undefined ? attempts : Effect.suspend(() => {
-    const wait = retryAt - run.clock.unsafeCurrentTimeMillis()
-    return wait > 0 ? Effect.zipRight(Effect.sleep(Duration.millis(wait)), attempts) : attempts
-  })
-  if (!(step.irreversible && prior?.inDoubt !== undefined)) return waited
+  const waited = () => {
+    const wait = retryAt === undefined ? 0 : retryAt - run.clock.unsafeCurrentTimeMillis()
+    return wait > 0 ? Effect.flatMap(Effect.sleep(Duration.millis(wait)), attempts) : attempts()
+  }
+  if (!(step.irreversible && prior?.inDoubt !== undefined)) return waited()
   return Effect.flatMap(
     reconcile(run, call, prior.inDoubt.attempt, idempotencyKey),
-    Option.match({ onNone: () => waited, onSome: Effect.succeed })
+    Option.match({ onNone: waited, onSome: Effect.succeed })
   )
 }
 
-const attemptOnce = <I, O, E, R>(
+/**
+ * One attempt, started now: the lease and the budget checked, an irreversible step's start journaled, the
+ * body run, its outcome journaled. Succeeding, it is the step's output; failing, it goes on with `failed`.
+ */
+const attemptOnce = <I, O, E, R, B, E2>(
   run: RunOps,
   call: Call<I, O, E, R>,
   attempt: number,
-  idempotencyKey: string
-): Effect.Effect<Attempts.Attempt<O, StepError>, StepError, R> =>
-  Effect.suspend(() => {
-    const { step, stepId, input, inputHash } = call
-    const startedAt = run.clock.unsafeCurrentTimeMillis()
-    if (startedAt >= run.leaseExpiresAt()) {
-      // This worker was stopped (or starved) past its lease: another may own the run. Start nothing.
-      return run.stop(
-        new LeaseLost({
-          runId: run.runId,
-          token: run.token,
-          message: `the lease of run ${run.runId} ran out before step ${stepId} could start`
-        })
-      )
-    }
-    // A paid step checks the run's budget before each attempt: an attempt that would pass it is never made.
-    const reservation = run.budget?.reserve(step, input, stepId) ?? noReservation
-    if (reservation instanceof BudgetExceeded) {
-      // The call fails with the class (code around it may `catchTag("BudgetExceeded")`); the run journals
-      // the Failure it carries.
-      run.failedAt(reservation, stepId)
-      return Effect.fail(reservation)
-    }
-    const usage: Array<Usage> = []
-    const findings: Array<Finding> = []
-    const context: StepContext = {
-      runId: run.runId,
-      stepId,
-      attempt,
-      idempotencyKey,
-      reportUsage: (u) => Effect.sync(() => void usage.push(u)),
-      reportFinding: (f) => Effect.sync(() => void findings.push(f))
-    }
-    const body = Effect.exit(step.run(input, context))
-    const guarded = reservation === noReservation
-      ? body
-      : Effect.ensuring(body, Effect.sync(() => run.budget?.release(reservation)))
-    // Durable before the body runs: a crash from here on leaves the step in doubt, never blindly re-sent.
-    const started = step.irreversible
-      ? Effect.zipRight(
-        run.append([
-          Event.make(Event.StepStarted, { at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey })
-        ]),
-        guarded
-      )
-      : guarded
-    return Effect.flatMap(started, (exit): Effect.Effect<Attempts.Attempt<O, StepError>, never, R> => {
-      const extras = (at: number) => findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : []
-      // What the attempt's outcome event says of it, whatever the outcome.
-      const about = (at: number) => ({ at, stepId, name: step.name, inputHash, attempt, startedAt })
-      let failure: Failure.Failure
-      if (Exit.isSuccess(exit)) {
-        const journaled = journalable(step, exit.value, `step ${stepId}`)
-        if (Either.isRight(journaled)) {
-          const at = run.clock.unsafeCurrentTimeMillis()
-          return run.append([
-            Event.make(Event.StepCompleted, {
-              ...about(at),
-              output: journaled.right,
-              ...(usage.length > 0 ? { usage } : {})
-            }),
-            ...extras(at)
-          ]).pipe(Effect.zipRight(Effect.suspend(() => {
-            run.budget?.addSpent(usage)
-            run.claim(stepId)
-            const done = run.completed(step, stepId, input, exit.value)
-            // A paid attempt's tokens bought its output: spent (a failed one's are wasted).
-            return usage.length > 0 && run.traced
-              ? Effect.zipLeft(done, Effect.annotateCurrentSpan("ledgerflow.tokens", "spent"))
-              : done
-          })), Effect.map((value) => ({ _tag: "Done", value })))
-        }
-        failure = journaled.left
-      } else if (Cause.isInterruptedOnly(exit.cause)) {
-        return Effect.interrupt
-      } else {
-        failure = classifyCause(exit.cause, step.classify)
-      }
-      const record = (next: Attempts.Next, at: number) =>
+  idempotencyKey: string,
+  failed: (failed: Attempts.Failed<StepError>) => Effect.Effect<B, E2, R>
+): Effect.Effect<O | B, StepError | E2, R> => {
+  const { step, stepId, input, inputHash } = call
+  const startedAt = run.clock.unsafeCurrentTimeMillis()
+  if (startedAt >= run.leaseExpiresAt()) {
+    // This worker was stopped (or starved) past its lease: another may own the run. Start nothing.
+    return run.stop(
+      new LeaseLost({
+        runId: run.runId,
+        token: run.token,
+        message: `the lease of run ${run.runId} ran out before step ${stepId} could start`
+      })
+    )
+  }
+  // A paid step checks the run's budget before each attempt: an attempt that would pass it is never made.
+  const reservation = run.budget?.reserve(step, input, stepId) ?? noReservation
+  if (reservation instanceof BudgetExceeded) {
+    // The call fails with the class (code around it may `catchTag("BudgetExceeded")`); the run journals
+    // the Failure it carries.
+    run.failedAt(reservation, stepId)
+    return Effect.fail(reservation)
+  }
+  const usage: Array<Usage> = []
+  const findings: Array<Finding> = []
+  const context: StepContext = {
+    runId: run.runId,
+    stepId,
+    attempt,
+    idempotencyKey,
+    reportUsage: (u) => Effect.sync(() => void usage.push(u)),
+    reportFinding: (f) => Effect.sync(() => void findings.push(f))
+  }
+  const made = makeBody(step, input, context)
+  const body = reservation === noReservation
+    ? made
+    : Effect.ensuring(made, Effect.sync(() => run.budget?.release(reservation)))
+  const extras = (at: number) => findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : []
+  // What the attempt's outcome event says of it, whatever the outcome.
+  const about = (at: number) => ({ at, stepId, name: step.name, inputHash, attempt, startedAt })
+  const failedWith = (failure: Failure.Failure) =>
+    failed({
+      failure,
+      startedAt,
+      record: (next, at) =>
         Effect.zipRight(
           run.append([
             Event.make(Event.StepAttemptFailed, {
@@ -165,9 +139,44 @@ const attemptOnce = <I, O, E, R>(
           ]),
           Effect.sync(() => run.budget?.addSpent(usage))
         ).pipe(usage.length > 0 && run.traced ? Effect.zipLeft(Effect.annotateCurrentSpan("ledgerflow.tokens", "wasted")) : identity)
-      return Effect.succeed({ _tag: "Failed", failure, startedAt, record })
     })
+  const outcome = Effect.matchCauseEffect(body, {
+    onSuccess: (value): Effect.Effect<O | B, StepError | E2, R> => {
+      const journaled = journalable(step, value, `step ${stepId}`)
+      if (Either.isLeft(journaled)) return failedWith(journaled.left)
+      const at = run.clock.unsafeCurrentTimeMillis()
+      return run.appendThen([
+        Event.make(Event.StepCompleted, { ...about(at), output: journaled.right, ...(usage.length > 0 ? { usage } : {}) }),
+        ...extras(at)
+      ], () => {
+        run.budget?.addSpent(usage)
+        run.claim(stepId)
+        const done = run.completed(step, stepId, input, value)
+        // A paid attempt's tokens bought its output: spent (a failed one's are wasted).
+        return usage.length > 0 && run.traced
+          ? Effect.zipLeft(done, Effect.annotateCurrentSpan("ledgerflow.tokens", "spent"))
+          : done
+      })
+    },
+    onFailure: (cause) =>
+      Cause.isInterruptedOnly(cause) ? Effect.interrupt : failedWith(classifyCause(cause, step.classify))
   })
+  // Durable before the body runs: a crash from here on leaves the step in doubt, never blindly re-sent.
+  return step.irreversible
+    ? run.appendThen([
+      Event.make(Event.StepStarted, { at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey })
+    ], () => outcome)
+    : outcome
+}
+
+/** The step's body for this attempt; a `run` that throws instead of returning an effect fails the attempt as a defect. */
+const makeBody = <I, O, E, R>(step: Definition<I, O, E, R>, input: I, context: StepContext): Effect.Effect<O, E, R> => {
+  try {
+    return step.run(input, context)
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+}
 
 /**
  * An irreversible step was started by a worker that died before it completed. Ask `reconcile` whether
