@@ -1,6 +1,6 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Engine, Event, EventStore, Failure, Pipeline, RetryPolicy, Step } from "@ledgerflow/core"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { withTime } from "./fixtures/clock.js"
 import { createHash } from "node:crypto"
 
@@ -106,6 +106,37 @@ describe("Engine", () => {
         ["webhook#0", 1, "Transient", 100],
         ["webhook#0", 2, "Transient", 200]
       ])
+    }).pipe(Effect.provide(EngineMemory)))
+
+  it.effect("a step whose run throws instead of returning an effect fails its attempt, journaled and classified, like a defect of its effect", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const broken = Step.make({
+        name: "broken",
+        input: Schema.Number,
+        output: Schema.Number,
+        retry: fast,
+        run: (n): Effect.Effect<number> => {
+          calls++
+          throw new TypeError(`cannot read properties of undefined (reading 'rows') at input ${n}`)
+        }
+      })
+      const pipeline = Pipeline.make({
+        name: "throws",
+        version: 1,
+        input: Schema.Number,
+        output: Schema.Number,
+        run: (n) => broken(n)
+      })
+      const exit = yield* withTime(Effect.exit(Engine.run(pipeline, 7)))
+      assert(Exit.isFailure(exit))
+      const failure = Option.getOrThrow(Cause.failureOption(exit.cause))
+      expect(failure).toMatchObject({ _tag: "Deterministic", stepId: "broken#0" })
+      expect((failure as Failure.Failure).reason).toContain("reading 'rows'")
+      expect(calls).toBe(1)
+      const events = yield* Engine.events((yield* Engine.runs({ pipeline: "throws" }))[0]!.runId)
+      expect(events.filter((e) => e._tag === "StepAttemptFailed").map((e) => [e.stepId, e.attempt, e.failure._tag]))
+        .toEqual([["broken#0", 1, "Deterministic"]])
     }).pipe(Effect.provide(EngineMemory)))
 
   it.effect("a deterministic failure is not retried and is returned, naming its run and step, to 21 further starts with the same key", () =>
