@@ -50,7 +50,9 @@ export const open = (core: Core, pipeline: Pipeline.Any, run: RunRecord, state: 
       Option.getOrElse(yield* Effect.serviceOption(Pricing), () => PricingTable.defaultTable),
       state
     )
-    const [scope, bodies, clock] = yield* Effect.all([Scope.make(), bodiesOf(core, run.runId, state), Effect.clock])
+    const bodies = yield* bodiesOf(core, run.runId, state)
+    const scope = yield* Scope.make()
+    const clock = yield* Effect.clock
     return new Execution({
       runId: run.runId,
       key: run.key,

@@ -8,10 +8,9 @@ import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Scope from "effect/Scope"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
 import type { ReplayEntry } from "../Engine.js"
 import * as Event from "../Event.js"
 import type { AppendRequest, EventStoreService, RunPatch } from "../EventStore.js"
@@ -114,9 +113,9 @@ export class Execution implements Host {
       : Effect.exit(entered)
     // Traced or not, once per run; the run's span: the compensations are its children, whichever step
     // registered them.
-    return Effect.flatMap(Effect.zip(Tracing.enabled, Effect.serviceOption(Tracer.ParentSpan)), ([traced, span]) => {
+    return Tracing.current((traced, span) => {
       this.tracedRun = traced
-      this.span = Option.getOrUndefined(span)
+      this.span = span
       return Effect.map(exited, (exit) => outcomeOf(exit, this.stopped, this.progress(), this.failedSteps))
     })
   }

@@ -6,14 +6,24 @@
  * spans only when a tracer was provided (e.g. `@effect/opentelemetry`'s layer), and never captures stacks.
  */
 import * as Effect from "effect/Effect"
-import type * as Tracer from "effect/Tracer"
+import * as Context from "effect/Context"
+import * as Tracer from "effect/Tracer"
 
 // The tracer of a program that provided none: read once from Effect's default services (a plain read, no
 // effect runs; `Effect.tracer` has no requirements).
 const defaultTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
-/** Whether spans made now reach a tracer someone provided. */
-export const enabled: Effect.Effect<boolean> = Effect.map(Effect.tracer, (tracer) => tracer !== defaultTracer)
+/**
+ * `f` given whether spans made now reach a tracer someone provided, and the span it runs under (when
+ * traced): read off the fiber in one effect, as a run does once when it starts.
+ */
+export const current = <A, E, R>(
+  f: (traced: boolean, parent: Tracer.AnySpan | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime((fiber) => {
+    const traced = fiber.currentTracer !== defaultTracer
+    return f(traced, traced ? Context.getOrElse(fiber.currentContext, Tracer.ParentSpan, () => undefined) : undefined)
+  })
 
 export interface SpanOptions {
   readonly attributes?: Readonly<Record<string, unknown>>
@@ -36,7 +46,7 @@ export const span = (on: boolean, name: string, options: SpanOptions = {}) =>
 /** `effect` in a span if a tracer was provided (checked when it runs). */
 export const traced = (name: string, options: SpanOptions = {}) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(enabled, (on) => span(on, name, options)(effect))
+  current((on) => span(on, name, options)(effect))
 
 /** Annotate the current span, when traced. */
 export const annotate = (on: boolean, attributes: Record<string, unknown>): Effect.Effect<void> =>
