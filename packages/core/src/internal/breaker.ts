@@ -6,6 +6,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { BreakerState } from "../Engine.js"
+import type { RunRecord } from "../EventStore.js"
 import type * as Pipeline from "../Pipeline.js"
 import { CircuitOpen } from "../RunError.js"
 import type { StoreError } from "../StoreError.js"
@@ -23,14 +24,17 @@ export const state = (core: Core, pipeline: Pipeline.Any): Effect.Effect<Breaker
     const threshold = pipeline.breakerThreshold
     const closed: BreakerState = { pipeline: pipeline.name, version: pipeline.version, threshold, open: undefined }
     if (threshold === 0) return closed
+    // The common case in one read of one row: when the latest run of the version did not fail
+    // deterministically, the breaker is closed, whenever it was last reset (that run is the latest since the
+    // reset, or no run followed the reset).
+    const [newest] = yield* core.store.listRuns({ pipeline: pipeline.name, version: pipeline.version, limit: 1 })
+    if (newest === undefined || !failedDeterministically(newest)) return closed
     const reset = yield* core.store.getSetting(settingKey(pipeline))
     const since = Option.match(reset, { onNone: () => undefined, onSome: (at) => Number(at) + 1 })
     const latest = yield* core.store.listRuns({ pipeline: pipeline.name, version: pipeline.version, since, limit: threshold })
     const fingerprint = latest[0]?.failureFingerprint
-    const tripped = latest.length === threshold && fingerprint !== undefined && latest.every((r) =>
-      r.failureClass === "deterministic" && r.failureFingerprint === fingerprint &&
-      r.status !== "running" && r.status !== "completed"
-    )
+    const tripped = latest.length === threshold && fingerprint !== undefined &&
+      latest.every((r) => failedDeterministically(r) && r.failureFingerprint === fingerprint)
     if (!tripped) return closed
     const runs = latest.map((r) => r.runId)
     return {
@@ -47,6 +51,10 @@ export const state = (core: Core, pipeline: Pipeline.Any): Effect.Effect<Breaker
       })
     }
   })
+
+/** A run that ended failing deterministically (rolled back or waiting for a person counts: it failed). */
+const failedDeterministically = (run: RunRecord) =>
+  run.failureClass === "deterministic" && run.status !== "running" && run.status !== "completed"
 
 /** Refuse a new run while the breaker is open: before it spends anything. */
 export const check = (core: Core, pipeline: Pipeline.Any): Effect.Effect<void, CircuitOpen | StoreError> =>
