@@ -8,6 +8,7 @@ import { cpus, loadavg } from "node:os"
 import * as Ceiling from "./ceiling.js"
 import * as Ledgerflow from "./ledgerflow.js"
 import * as MemoryBench from "./memory.js"
+import * as Operations from "./operations.js"
 import * as Peer from "./peer.js"
 import * as Replay from "./replay.js"
 import { cleanUp, memory, medianSample, perSecond, round, type Sample, startTimer, workload } from "./support.js"
@@ -108,6 +109,9 @@ const measureAll = async () => {
   log(`memory: ${memoryCheckpoints.at(-1)} runs, 16 at a time`)
   const memoryPoints = await MemoryBench.measure({ checkpoints: memoryCheckpoints })
 
+  log("Effect operations per run and per step, counted")
+  const operations = await Operations.measure()
+
   const results = {
     meta: {
       startedAt,
@@ -157,6 +161,7 @@ const measureAll = async () => {
       engineReplay: figure(replay.engineReplay, bare, { min: 200_000, of: "perSec" })
     },
     memory: memoryPoints,
+    operations,
     process: { atStart: memoryAtStart, atEnd: memory() }
   }
   return { ...results, durationMs: round(total(0).ms) }
@@ -219,6 +224,14 @@ const table = (r: Results): string => {
       p.heapUsedMb?.toFixed(1).padStart(5) ?? "  n/a"
     } MB${p.stepsPerSec === undefined ? "" : `   ${num(p.stepsPerSec)} steps/s`}\n`
   }
+  out += " Effect operations, counted (the same on any machine; fewer is less work a step)\n"
+  const ops = (label: string, o: Operations.Operations) =>
+    `  ${pad(label, 50)}${o.perRun.toFixed(0).padStart(5)} a run  ${o.perStep.toFixed(1).padStart(5)} a step  ${
+      o.perStepWithRun.toFixed(1).padStart(5)
+    } a step with its share of its run\n`
+  out += ops("memory store (the engine alone), sequential", r.operations.memory)
+  out += ops("SQLite, sequential", r.operations.sqlite)
+  out += ops(`SQLite, ${workload.concurrency} concurrent runs`, r.operations.sqliteConcurrent)
   out += `  ${pad("process", 50)}rss ${r.process.atStart.rssMb} MB at start, ${r.process.atEnd.rssMb} MB at end; ${
     round(r.durationMs / 1000)
   } s in all\n\n`
