@@ -11,7 +11,8 @@ import { freshFile, type Sample, startTimer, stepOutput, warmRuns, workload } fr
 
 const Output = Schema.Struct({ run: Schema.Number, step: Schema.Number, ok: Schema.Boolean, note: Schema.String })
 
-const steps = Array.from({ length: workload.steps }, (_, i) =>
+/** The workload's steps, as a user writes them (also counted in `operations.ts`). */
+export const steps = Array.from({ length: workload.steps }, (_, i) =>
   Step.make({
     name: `step-${i}`,
     input: Schema.Struct({ run: Schema.Number }),

@@ -5,20 +5,11 @@
  * move with the machine's load, so it shows a change to the step path where the timed rows only hint at
  * one. Runs with and without steps separate a run's own operations from each step's.
  */
-import { Engine, EventStore, Pipeline, Step } from "@ledgerflow/core"
+import { Engine, EventStore, Pipeline } from "@ledgerflow/core"
 import { SqliteStore } from "@ledgerflow/store"
 import { Effect, Layer, RuntimeFlags, RuntimeFlagsPatch, Schema, Supervisor } from "effect"
-import { freshFile, stepOutput, workload } from "./support.js"
-
-const Output = Schema.Struct({ run: Schema.Number, step: Schema.Number, ok: Schema.Boolean, note: Schema.String })
-
-const steps = Array.from({ length: workload.steps }, (_, i) =>
-  Step.make({
-    name: `step-${i}`,
-    input: Schema.Struct({ run: Schema.Number }),
-    output: Output,
-    run: ({ run }) => Effect.sync(() => stepOutput(run, i))
-  }))
+import { steps } from "./ledgerflow.js"
+import { freshFile, workload } from "./support.js"
 
 /** The bench's pipeline with its first `count` steps (0: a run with no step). */
 const pipelineOf = (count: number) =>
