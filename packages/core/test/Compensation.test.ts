@@ -163,6 +163,35 @@ describe("compensation", () => {
       expect((yield* Engine.getRun(run!.runId)).status).toBe("rolled_back")
     }).pipe(Effect.provide(EngineMemory)))
 
+  it.effect("a compensation that throws instead of returning an effect fails like a defect: journaled, and the run needs attention", () =>
+    Effect.gen(function*() {
+      const world = makeWorld()
+      const write = Step.make({
+        name: "write-file",
+        input: Schema.String,
+        output: Schema.String,
+        run: (name) => Effect.sync(() => (world.files.add(name), name)),
+        compensate: (file): Effect.Effect<void> => {
+          throw new TypeError(`cannot delete ${file}: the bucket client is undefined`)
+        }
+      })
+      const pipeline = Pipeline.make({
+        name: "throwing-undo",
+        version: 1,
+        input: Schema.String,
+        output: Schema.String,
+        run: (name) => Effect.zipRight(write(name), Effect.fail(boom()))
+      })
+      const exit = yield* Effect.exit(Engine.run(pipeline, "q3.txt"))
+      expect(Exit.isFailure(exit)).toBe(true)
+      const [run] = yield* Engine.runs({ pipeline: "throwing-undo" })
+      expect(run!.status).toBe("needs_attention")
+      const failed = (yield* Engine.events(run!.runId)).filter((e) => e._tag === "CompensationFailed")
+      expect(failed.map((e) => [e.stepId, e.attempt, e.failure._tag])).toEqual([["write-file#0", 1, "Deterministic"]])
+      expect(failed[0]!.failure.reason).toContain("the bucket client is undefined")
+      expect(world.files.size).toBe(1)
+    }).pipe(Effect.provide(EngineMemory)))
+
   it.effect("rolling back a completed or unknown run is a clear error", () =>
     Effect.gen(function*() {
       const pipeline = makePipeline(makeWorld(), { final: [], deleteRow: [] })

@@ -42,7 +42,10 @@ export const compensate = <R>(c: Compensation<R>): Effect.Effect<Done, never, R>
       }, (attempt, failed) =>
         Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
           Effect.matchCauseEffect(
-            c.undo({ runId: c.runId, stepId: c.stepId, attempt, idempotencyKey: `${c.runId}/${c.stepId}/compensate` }),
+            // Suspended: a compensation that throws instead of returning an effect fails its attempt as a defect.
+            Effect.suspend(() =>
+              c.undo({ runId: c.runId, stepId: c.stepId, attempt, idempotencyKey: `${c.runId}/${c.stepId}/compensate` })
+            ),
             {
               onSuccess: () =>
                 Effect.flatMap(Clock.currentTimeMillis, (at) =>
