@@ -139,6 +139,26 @@ describe("Engine", () => {
         .toEqual([["broken#0", 1, "Deterministic"]])
     }).pipe(Effect.provide(EngineMemory)))
 
+  it.effect("a pipeline whose run throws instead of returning an effect fails the run, journaled, not left running", () =>
+    Effect.gen(function*() {
+      const pipeline = Pipeline.make({
+        name: "throws-at-once",
+        version: 1,
+        input: Schema.Number,
+        output: Schema.Number,
+        run: (n): Effect.Effect<number> => {
+          throw new TypeError(`cannot read properties of undefined (reading 'rows') at input ${n}`)
+        }
+      })
+      const exit = yield* withTime(Effect.exit(Engine.run(pipeline, 7)))
+      assert(Exit.isFailure(exit))
+      const failure = Option.getOrThrow(Cause.failureOption(exit.cause))
+      expect(failure).toMatchObject({ _tag: "Deterministic" })
+      expect((failure as Failure.Failure).reason).toContain("reading 'rows'")
+      const [run] = yield* Engine.runs({ pipeline: "throws-at-once" })
+      expect(run).toMatchObject({ status: "failed", failureClass: "deterministic" })
+    }).pipe(Effect.provide(EngineMemory)))
+
   it.effect("a deterministic failure is not retried and is returned, naming its run and step, to 21 further starts with the same key", () =>
     Effect.gen(function*() {
       const counters = makeCounters()

@@ -103,7 +103,7 @@ export const execute = <I, O, E, R>(
         return yield* fail(execution, { _tag: "Failed", failure, stepId: "preflight", reported: undefined, exit: Exit.fail(failure), progress })
       }
     }
-    const outcome = yield* execution.run(pipeline.run(input))
+    const outcome = yield* execution.run(() => pipeline.run(input))
     return yield* finish(execution, pipeline, outcome)
   }).pipe(
     runSpan(run, "execute"),

@@ -102,11 +102,14 @@ export class Execution implements Host {
     return Effect.provideService(effect, RunContext, this.context)
   }
 
-  /** Run the pipeline's program (under the run's lease unless replaying); how it ended. */
-  run<A, E, R>(program: Effect.Effect<A, E, R>): Effect.Effect<Outcome<A>, never, Exclude<R, RunContext>> {
+  /**
+   * Run the pipeline's program (under the run's lease unless replaying); how it ended. The program is made
+   * in the run's fiber: a pipeline's `run` that throws instead of returning an effect fails the run.
+   */
+  run<A, E, R>(program: () => Effect.Effect<A, E, R>): Effect.Effect<Outcome<A>, never, Exclude<R, RunContext>> {
     const entered = this.within(Effect.withFiberRuntime<A, E, R>((fiber) => {
       this.root = fiber.id().id
-      return program
+      return program()
     }))
     const exited = this.config.mode.holdsLease
       ? this.config.leases.hold(this.holder, entered)

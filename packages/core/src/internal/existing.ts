@@ -88,7 +88,7 @@ export const replay = <I, O, E, R>(
     const existing = yield* openRun(core, pipeline, runId)
     const { state, input } = yield* journalOf(core, pipeline, existing)
     const execution = yield* open(core, pipeline, existing, state, { mode: Modes.replay })
-    const outcome = yield* runSpan(existing, "replay")(execution.run(pipeline.run(input)))
+    const outcome = yield* runSpan(existing, "replay")(execution.run(() => pipeline.run(input)))
     // A replay appends nothing, so the store cannot stop it; a damaged completion it served can.
     if (outcome._tag === "Stopped") return yield* Effect.fail(outcome.reason)
     const replayed = yield* execution.close(Exit.void)
@@ -179,7 +179,7 @@ const rebuildAndUndo = <I, O, E, R>(
   options: { readonly onPastPivot: "refuse" | "resume" }
 ): Effect.Effect<Undo, EngineError | Failure.Deterministic, Exclude<R, RunContext>> =>
   Effect.gen(function*() {
-    const outcome = yield* execution.run(pipeline.run(input))
+    const outcome = yield* execution.run(() => pipeline.run(input))
     if (outcome._tag === "Stopped") {
       yield* Effect.ignore(execution.close(Exit.interrupt(FiberId.none)))
       return yield* Effect.fail(outcome.reason)
