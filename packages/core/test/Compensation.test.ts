@@ -258,6 +258,37 @@ describe("irreversible steps", () => {
     })
   }
 
+  it.effect("an irreversible step's run is called only once its start is in the store", () =>
+    Effect.gen(function*() {
+      const order: Array<string> = []
+      // The memory store, telling what it stored and when.
+      const store = Layer.effect(
+        EventStore.EventStore,
+        Effect.map(EventStore.EventStore, (base): EventStore.EventStoreService => ({
+          ...base,
+          append: (request) =>
+            Effect.tap(base.append(request), () =>
+              Effect.sync(() => request.events.forEach((e) => order.push(`stored ${e.type}`))))
+        }))
+      ).pipe(Layer.provide(EventStore.layerMemory))
+      const send = Step.make({
+        name: "send-mail",
+        input: Schema.String,
+        output: Schema.String,
+        irreversible: true,
+        // A `run` with a side effect before its effect: a mistake, but it must not come before the start.
+        run: (to) => {
+          order.push("run called")
+          return Effect.succeed(`sent to ${to}`)
+        }
+      })
+      const pipeline = Pipeline.make({ name: "mailer", version: 1, input: Schema.String, output: Schema.String, run: send })
+      yield* Engine.run(pipeline, "ops@example.com").pipe(
+        Effect.provide(Engine.layer().pipe(Layer.provide(store)))
+      )
+      expect(order).toEqual(["stored StepStarted", "run called", "stored StepCompleted", "stored RunCompleted"])
+    }))
+
   it.effect("a crash between its start and its outcome leaves the run needs_attention without reconcile: never a blind resend", () =>
     Effect.gen(function*() {
       const sent: Array<string> = []

@@ -115,10 +115,11 @@ const attemptOnce = <I, O, E, R, B, E2>(
     reportUsage: (u) => Effect.sync(() => void usage.push(u)),
     reportFinding: (f) => Effect.sync(() => void findings.push(f))
   }
-  const made = makeBody(step, input, context)
-  const body = reservation === noReservation
-    ? made
-    : Effect.ensuring(made, Effect.sync(() => run.budget?.release(reservation)))
+  // Made when the body is due: for an irreversible step, after its start was journaled.
+  const body = () => {
+    const made = makeBody(step, input, context)
+    return reservation === noReservation ? made : Effect.ensuring(made, Effect.sync(() => run.budget?.release(reservation)))
+  }
   const extras = (at: number) => findings.length > 0 ? findingEvents(findings, at, stepId, step.name, attempt) : []
   // What the attempt's outcome event says of it, whatever the outcome.
   const about = (at: number) => ({ at, stepId, name: step.name, inputHash, attempt, startedAt })
@@ -140,7 +141,7 @@ const attemptOnce = <I, O, E, R, B, E2>(
           Effect.sync(() => run.budget?.addSpent(usage))
         ).pipe(usage.length > 0 && run.traced ? Effect.zipLeft(Effect.annotateCurrentSpan("ledgerflow.tokens", "wasted")) : identity)
     })
-  const outcome = Effect.matchCauseEffect(body, {
+  const outcome = () => Effect.matchCauseEffect(body(), {
     onSuccess: (value): Effect.Effect<O | B, StepError | E2, R> => {
       const journaled = journalable(step, value, `step ${stepId}`)
       if (Either.isLeft(journaled)) return failedWith(journaled.left)
@@ -165,8 +166,8 @@ const attemptOnce = <I, O, E, R, B, E2>(
   return step.irreversible
     ? run.appendThen([
       Event.make(Event.StepStarted, { at: startedAt, stepId, name: step.name, inputHash, attempt, idempotencyKey })
-    ], () => outcome)
-    : outcome
+    ], outcome)
+    : outcome()
 }
 
 /** The step's body for this attempt; a `run` that throws instead of returning an effect fails the attempt as a defect. */
