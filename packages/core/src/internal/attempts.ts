@@ -8,6 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import * as Failure from "../Failure.js"
+import type * as Journal from "../Journal.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import * as Tracing from "./tracing.js"
 
@@ -15,11 +16,7 @@ import * as Tracing from "./tracing.js"
  * The retry budget in force: failed attempts the policy counted, when the first of them started, and the
  * replies that drifted from the output Schema (they have their own cap, apart from the policy's).
  */
-export interface Budget {
-  readonly attempts: number
-  readonly startedAt: number | undefined
-  readonly drifts: number
-}
+export type Budget = Journal.StepEntry["budget"]
 
 export const freshBudget: Budget = { attempts: 0, startedAt: undefined, drifts: 0 }
 
@@ -39,12 +36,12 @@ export interface Rules {
  * is `Deterministic`, so that a redelivery does not pay for the same drift again. Anything else is the
  * policy's decision, counting this attempt and the time since the budget's first attempt started.
  */
-export const next = (
+const next = (
   rules: Rules,
   failure: Failure.Failure,
   budget: Budget,
   at: number,
-  random: () => number
+  random: number
 ): Next => {
   if (rules.driftCap !== undefined && failure.rule === "schema-drift") {
     const drifts = budget.drifts + 1
@@ -67,7 +64,7 @@ export const next = (
     failure,
     attempt: budget.attempts + 1,
     elapsed: Duration.millis(at - (budget.startedAt ?? at)),
-    random: random()
+    random
   })
   const counted = { ...budget, attempts: budget.attempts + 1 }
   return decision._tag === "Retry"
@@ -126,7 +123,7 @@ export const loop = <A, E, R, E2>(
   const decide = (budget: Budget, failed: Failed<E>) =>
     Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Random.next), ([at, random]) => {
       const started = budget.startedAt === undefined ? { ...budget, startedAt: failed.startedAt } : budget
-      const decided = next(rules, failed.failure, started, at, () => random)
+      const decided = next(rules, failed.failure, started, at, random)
       return failed.record(decided, at).pipe(
         Effect.zipRight(Tracing.annotate(span.traced, failureAttributes(decided))),
         Effect.as(decided)

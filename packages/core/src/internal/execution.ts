@@ -24,7 +24,7 @@ import { Calls } from "./matching.js"
 import type { Host, Mode } from "./modes.js"
 import type { Attention, Stop } from "./runOps.js"
 import * as Tracing from "./tracing.js"
-import { outcomeOf, type Outcome, type Progress, type Settled } from "./outcome.js"
+import { outcomeOf, type Outcome, type Progress, type Settled, type Stopped } from "./outcome.js"
 
 export interface Config {
   readonly runId: string
@@ -54,7 +54,7 @@ export class Execution implements Host {
   private readonly failedSteps = new WeakMap<object, string>()
   private readonly compensable: Array<string> = []
   private readonly compensated: Array<string> = []
-  private stopped: Stop | { readonly _tag: "ReplayStopped"; readonly entry: ReplayEntry } | undefined
+  private stopped: Stopped | undefined
   private pivot: string | undefined
   private attention: Attention | undefined
   private leaseUntil: number
@@ -126,8 +126,8 @@ export class Execution implements Host {
   /** Journal events under the run's fencing token (the engine's own: the run's outcome). */
   journal(events: ReadonlyArray<Event.Event>, patch?: RunPatch, durable = true): Effect.Effect<void, Stop> {
     return Effect.suspend(() => {
-      const stopped = this.stopped
-      if (stopped !== undefined && stopped._tag !== "ReplayStopped") return Effect.fail(stopped)
+      const stopped = this.insideStop()
+      if (stopped !== undefined) return Effect.fail(stopped)
       return Effect.asVoid(this.config.store.append(this.request(events, patch, durable)))
     })
   }
@@ -165,7 +165,6 @@ export class Execution implements Host {
   }
   readonly leaseExpiresAt = () => this.leaseUntil
   readonly isClaimed = (stepId: string) => this.calls.isClaimed(stepId)
-  readonly claim = (stepId: string) => this.calls.claim(stepId)
   readonly markServed = (stepId: string) => void this.servedPending.push(stepId)
   readonly log = (entry: ReplayEntry) => void this.replayLog.push(entry)
   readonly failedAt = (failure: object, stepId: string) => void this.failedSteps.set(failure, stepId)
@@ -186,8 +185,8 @@ export class Execution implements Host {
     events: ReadonlyArray<Event.Event>,
     next: () => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E, R> => {
-    const stopped = this.stopped
-    if (stopped !== undefined && stopped._tag !== "ReplayStopped") return this.stop(stopped)
+    const stopped = this.insideStop()
+    if (stopped !== undefined) return this.stop(stopped)
     return Effect.matchEffect(this.config.store.append(this.request(events)), {
       onFailure: (reason) => this.stop(reason),
       onSuccess: next
@@ -208,6 +207,7 @@ export class Execution implements Host {
     })
 
   readonly completed = <I, O, E, R>(step: Definition<I, O, E, R>, stepId: string, input: I, output: O): Effect.Effect<O, never, R> => {
+    this.calls.claim(stepId)
     if (step.irreversible) this.pivot ??= stepId
     const undo = step.compensate
     if (undo === undefined || step.keepOnRollback || !this.config.mode.rebuildsScope) return Effect.succeed(output)
@@ -286,7 +286,6 @@ export class Execution implements Host {
         }`
       })
     }
-    this.calls.claim(entry.stepId)
     this.served.push(entry.stepId)
     this.config.mode.served(this, call, entry, reordered)
     return this.completed(call.step, entry.stepId, call.input, decoded.right)
@@ -297,8 +296,14 @@ export class Execution implements Host {
   }
 
   private failIfStopped(): Effect.Effect<void, Stop> {
+    const stopped = this.insideStop()
+    return stopped === undefined ? Effect.void : Effect.fail(stopped)
+  }
+
+  /** Why the execution was stopped from inside (a `Stop`), if it was: a replay that stopped at a call was not. */
+  private insideStop(): Stop | undefined {
     const stopped = this.stopped
-    return stopped === undefined || stopped._tag === "ReplayStopped" ? Effect.void : Effect.fail(stopped)
+    return stopped === undefined || stopped._tag === "ReplayStopped" ? undefined : stopped
   }
 
   private progress(): Progress {

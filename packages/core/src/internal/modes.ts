@@ -132,7 +132,7 @@ export const rollback: Mode = {
       // Before undoing anything, learn whether the in-doubt irreversible step happened: if it did, the run
       // is past its pivot and nothing before it may be undone.
       return Effect.flatMap(
-        StepRun.reconcile(host, call, prior.inDoubt.attempt, `${host.runId}/${call.stepId}`),
+        StepRun.reconcile(host, call, prior.inDoubt),
         Option.match({
           onNone: () =>
             host.stopAt({ stepId: call.stepId, name: step.name, outcome: "not-in-journal", inputHash: call.inputHash }),

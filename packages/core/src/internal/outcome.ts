@@ -49,9 +49,12 @@ export interface Settled extends Progress {
  * The outcome of a program's `exit`: a stop from inside wins (the program was interrupted for it); then
  * success, interruption by the caller, or a failure — classified, with the step it came from.
  */
+/** Why an execution stopped from inside: the store refused it, or a replay reached a call it cannot serve. */
+export type Stopped = Stop | { readonly _tag: "ReplayStopped"; readonly entry: ReplayEntry }
+
 export const outcomeOf = <A>(
   exit: Exit.Exit<A, unknown>,
-  stopped: Stop | { readonly _tag: "ReplayStopped"; readonly entry: ReplayEntry } | undefined,
+  stopped: Stopped | undefined,
   progress: Progress,
   failedSteps: WeakMap<object, string>
 ): Outcome<A> => {

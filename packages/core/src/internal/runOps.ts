@@ -45,9 +45,10 @@ export interface RunOps {
   ) => Effect.Effect<A, E, R>
   /** Stop the execution from inside: the caller is interrupted, the engine is told why. */
   readonly stop: (reason: Stop) => Effect.Effect<never>
-  /** This journal entry is taken by a call of this execution. */
-  readonly claim: (stepId: string) => void
-  /** A step's completion stands (executed, reconciled or served): pivot, compensation registered. */
+  /**
+   * A step's completion stands (executed, reconciled or served): its journal entry is taken by this call,
+   * the pivot set, its compensation registered.
+   */
   readonly completed: <I, O, E, R>(step: Definition<I, O, E, R>, stepId: string, input: I, output: O) => Effect.Effect<O, never, R>
   /** Which step a failure came from, for the run's `RunFailed`. */
   readonly failedAt: (failure: object, stepId: string) => void

@@ -69,7 +69,7 @@ export const execute = <I, O, E, R>(
   }
   if (!(step.irreversible && prior?.inDoubt !== undefined)) return waited()
   return Effect.flatMap(
-    reconcile(run, call, prior.inDoubt.attempt, idempotencyKey),
+    reconcile(run, call, prior.inDoubt),
     Option.match({ onNone: waited, onSome: Effect.succeed })
   )
 }
@@ -151,7 +151,6 @@ const attemptOnce = <I, O, E, R, B, E2>(
         ...extras(at)
       ], () => {
         run.budget?.addSpent(usage)
-        run.claim(stepId)
         const done = run.completed(step, stepId, input, value)
         // A paid attempt's tokens bought its output: spent (a failed one's are wasted).
         return usage.length > 0 && run.traced
@@ -180,17 +179,18 @@ const makeBody = <I, O, E, R>(step: Definition<I, O, E, R>, input: I, context: S
 }
 
 /**
- * An irreversible step was started by a worker that died before it completed. Ask `reconcile` whether
- * it happened; without one, the run needs a person. `None`: not sent, so it may run again.
+ * An irreversible step was started by a worker that died before it completed (`inDoubt`, from its journaled
+ * start). Ask `reconcile`, with the idempotency key that start sent, whether it happened; without one, the
+ * run needs a person. `None`: not sent, so it may run again.
  */
 export const reconcile = <I, O, E, R>(
   run: RunOps,
   call: Call<I, O, E, R>,
-  attempt: number,
-  idempotencyKey: string
+  inDoubt: NonNullable<Journal.StepEntry["inDoubt"]>
 ): Effect.Effect<Option.Option<O>, StepError, R> =>
   Effect.gen(function*() {
     const { step, stepId, input, inputHash } = call
+    const { attempt, idempotencyKey } = inDoubt
     if (step.reconcile === undefined) {
       const reason =
         `irreversible step ${stepId} was started (attempt ${attempt}, idempotency key ${idempotencyKey}) but its worker stopped before recording the outcome, and the step has no reconcile: check whether it happened, then resume or roll back by hand`
@@ -214,7 +214,6 @@ export const reconcile = <I, O, E, R>(
     yield* run.append([
       Event.make(Event.StepCompleted, { at, stepId, name: step.name, inputHash, attempt, startedAt, output: journaled.right })
     ])
-    run.claim(stepId)
     return Option.some(yield* run.completed(step, stepId, input, found.value.value))
   })
 
