@@ -288,9 +288,11 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
     Effect.gen(function*() {
       const { client } = yield* AnthropicClient
       const { params } = request(input)
+      // Read once: untraced, the call builds no span attributes and prices nothing (no span would receive them).
+      const traced = yield* Tracing.current((traced) => Effect.succeed(traced))
       const message = yield* call(client, params, options.stream === true).pipe(
-        Effect.tap((reply) => Tracing.annotate(true, replyAttributes(reply))),
-        Tracing.traced(`chat ${options.model}`, {
+        Effect.tap((reply) => Tracing.annotate(traced, replyAttributes(reply))),
+        Tracing.span(traced, `chat ${options.model}`, {
           kind: "client",
           attributes: {
             "gen_ai.provider.name": "anthropic",
@@ -311,8 +313,10 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
       })
       // Reported before anything below can fail: the call is paid, whatever becomes of its reply.
       yield* context.reportUsage(usage)
-      const priced = Pricing.cost(Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.defaultTable), usage)
-      if (priced._tag === "Priced") yield* Effect.annotateCurrentSpan("ledgerflow.cost.usd", priced.usd)
+      if (traced) {
+        const priced = Pricing.cost(Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.defaultTable), usage)
+        if (priced._tag === "Priced") yield* Effect.annotateCurrentSpan("ledgerflow.cost.usd", priced.usd)
+      }
       const ceiling = options.contextCeiling
       const contextTokens = usage.inputTokens + usage.cacheWriteTokens + usage.cacheReadTokens
       if (ceiling !== undefined && contextTokens > ceiling) {
