@@ -395,7 +395,6 @@ const promptAsInput = <I>(render: (input: I) => unknown): Schema.Schema<I, unkno
 const descriptionOf = (schema: Schema.Schema.Any): string | undefined =>
   Option.getOrUndefined(SchemaAST.getDescriptionAnnotation(schema.ast))
 
-/** One Messages API call, as an Effect: interrupting it aborts the request. Errors are classified. */
 /** A reply's OpenTelemetry GenAI attributes: the model that answered, its id, and the tokens billed. */
 const replyAttributes = (reply: AnthropicSdk.Message): Record<string, unknown> => ({
   "gen_ai.response.model": reply.model,
@@ -407,6 +406,7 @@ const replyAttributes = (reply: AnthropicSdk.Message): Record<string, unknown> =
   ...(reply.stop_reason !== null ? { "gen_ai.response.finish_reasons": [reply.stop_reason] } : {})
 })
 
+/** One Messages API call, as an Effect: interrupting it aborts the request. Errors are classified. */
 const call = (
   client: AnthropicSdk,
   params: AnthropicSdk.MessageCreateParamsNonStreaming,
