@@ -7,6 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as internalClassify from "./internal/classify.js"
+import { get, str } from "./internal/classify/read.js"
 import { innermost } from "./internal/innermost.js"
 import * as JournalSafe from "./internal/journalSafe.js"
 
@@ -84,12 +85,6 @@ export type Classification = "transient" | "deterministic"
 export const classification = (failure: Failure): Classification =>
   failure._tag === "Transient" ? "transient" : "deterministic"
 
-const str = (u: unknown): string | undefined =>
-  typeof u === "string" ? u : typeof u === "number" ? String(u) : undefined
-
-/** A field of an object, if the value is one. */
-const field = (u: unknown, key: string): unknown => (Predicate.isObject(u) && key in u ? Reflect.get(u, key) : undefined)
-
 /**
  * Summarise any thrown value as an `ErrorInfo`: the innermost error that says what went wrong — the
  * driver's error inside `@effect/sql`'s `SqlError`, undici's inside `fetch failed` — not the wrapper's
@@ -99,14 +94,14 @@ export const describe = (raw: unknown): ErrorInfo => {
   if (raw instanceof ErrorInfo) return raw
   const u = innermost(raw)
   if (Predicate.isObject(u)) {
-    const name = str(field(u, "_tag")) ?? (u instanceof Error ? u.name : undefined) ?? u.constructor?.name ?? "Error"
-    const message = str(field(u, "message")) ?? safeString(u)
-    const code = str(field(u, "code"))
-    const status = field(u, "status")
+    const name = str(get(u, "_tag")) ?? (u instanceof Error ? u.name : undefined) ?? u.constructor?.name ?? "Error"
+    const message = str(get(u, "message")) ?? safeString(u)
+    const code = str(get(u, "code"))
+    const status = get(u, "status")
     // The SDK's error body: `{ type, error: { type } }` or `{ type }`.
-    const body = field(u, "error")
-    const type = str(field(u, "type")) ?? str(field(body, "type")) ?? str(field(field(body, "error"), "type"))
-    const tag = field(u, "_tag")
+    const body = get(u, "error")
+    const type = str(get(u, "type")) ?? str(get(body, "type")) ?? str(get(get(body, "error"), "type"))
+    const tag = get(u, "_tag")
     const fields = typeof tag === "string" ? ownFields(u) : undefined
     return new ErrorInfo({
       name,
