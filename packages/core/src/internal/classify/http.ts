@@ -85,11 +85,11 @@ export const httpStatusRule: Rule = ({ error }) => {
   if (status === undefined || status < 400) return undefined
   const text = STATUS_TEXT[status]
   const said = `HTTP ${status}${text ? ` ${text}` : ""}`
-  if (!TRANSIENT_STATUSES.has(status) && status >= 500) {
+  if (TRANSIENT_STATUSES.has(status)) return verdict("transient", `${said} is transient (rule: http-status)`, "http-status")
+  if (status >= 500) {
     return verdict("transient", `${said} is a server error, taken as transient (rule: http-5xx)`, "http-5xx")
   }
-  const kind = TRANSIENT_STATUSES.has(status) ? "transient" : "deterministic"
-  return verdict(kind, `${said} is ${kind} (rule: http-status)`, "http-status")
+  return verdict("deterministic", `${said} is deterministic (rule: http-status)`, "http-status")
 }
 
 /** The API's own message (the SDK's `apiMessage`, or the body's `error.message`), without the JSON around it. */
