@@ -11,8 +11,6 @@ import { causeChain, header, label } from "./classify/read.js"
 import { type Rule, type Subject, type Verdict, verdict } from "./classify/rule.js"
 import { postgres, postgresClient, sqlite } from "./classify/sql.js"
 
-export type { Verdict } from "./classify/rule.js"
-
 /** Classify any thrown value. `now` (epoch millis) resolves a `retry-after` given as an HTTP date. */
 export const classify = (u: unknown, now: number = Date.now()): Verdict => {
   const subject: Subject = { error: u, chain: causeChain(u), now }
