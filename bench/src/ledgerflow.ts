@@ -20,21 +20,29 @@ export const steps = Array.from({ length: workload.steps }, (_, i) =>
     run: ({ run }) => Effect.sync(() => stepOutput(run, i))
   }))
 
-/** The pipeline as a user writes it; `breaker: false` only to isolate what the storm breaker's check costs. */
-const makePipeline = (options: { readonly breaker?: false } = {}) =>
-  Pipeline.make({
-    name: "bench",
+/**
+ * The pipeline as a user writes it, running its first `steps` steps (all by default; 0: a run with no step,
+ * as `operations.ts` counts one); `breaker: false` only to isolate what the storm breaker's check costs.
+ */
+export const makePipeline = (
+  options: { readonly breaker?: false; readonly name?: string; readonly steps?: number } = {}
+) => {
+  const { breaker, name = "bench", steps: count = steps.length } = options
+  const used = steps.slice(0, count)
+  return Pipeline.make({
+    name,
     version: 1,
     input: Schema.Struct({ run: Schema.Number, batch: Schema.String }),
     output: Schema.Number,
-    ...options,
+    ...(breaker !== undefined ? { breaker } : {}),
     run: ({ run }) =>
       Effect.gen(function*() {
         let sum = 0
-        for (const step of steps) sum += (yield* step({ run })).step
+        for (const step of used) sum += (yield* step({ run })).step
         return sum
       })
   })
+}
 
 export const pipeline = makePipeline()
 const pipelineWithoutBreaker = makePipeline({ breaker: false })

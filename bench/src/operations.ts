@@ -5,26 +5,10 @@
  * move with the machine's load, so it shows a change to the step path where the timed rows only hint at
  * one. Runs with and without steps separate a run's own operations from each step's.
  */
-import { Engine, EventStore, Pipeline } from "@ledgerflow/core"
-import { SqliteStore } from "@ledgerflow/store"
-import { Effect, Layer, RuntimeFlags, RuntimeFlagsPatch, Schema, Supervisor } from "effect"
-import { steps } from "./ledgerflow.js"
+import { Engine, EventStore } from "@ledgerflow/core"
+import { Effect, Layer, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
+import * as Ledgerflow from "./ledgerflow.js"
 import { freshFile, workload } from "./support.js"
-
-/** The bench's pipeline with its first `count` steps (0: a run with no step). */
-const pipelineOf = (count: number) =>
-  Pipeline.make({
-    name: `operations-${count}`,
-    version: 1,
-    input: Schema.Struct({ run: Schema.Number, batch: Schema.String }),
-    output: Schema.Number,
-    run: ({ run }) =>
-      Effect.gen(function*() {
-        let sum = 0
-        for (const step of steps.slice(0, count)) sum += (yield* step({ run })).step
-        return sum
-      })
-  })
 
 class Counter extends Supervisor.AbstractSupervisor<void> {
   operations = 0
@@ -39,16 +23,11 @@ class Counter extends Supervisor.AbstractSupervisor<void> {
 /** Operations per run of `runs` runs (after as many untimed ones), `concurrency` at a time. */
 const perRun = (count: number, runs: number, concurrency: number) =>
   Effect.gen(function*() {
-    const pipeline = pipelineOf(count)
-    const go = (batch: string) =>
-      Effect.forEach(
-        Array.from({ length: runs }, (_, run) => run),
-        (run) => Engine.run(pipeline, { run, batch }),
-        { concurrency, discard: true }
-      )
-    yield* go("warm")
+    // The bench's pipeline with its first `count` steps (0: a run with no step).
+    const pipeline = Ledgerflow.makePipeline({ name: `operations-${count}`, steps: count })
+    yield* Ledgerflow.runs("warm", { to: runs }, concurrency, pipeline)
     const counter = new Counter()
-    yield* go("counted").pipe(
+    yield* Ledgerflow.runs("counted", { to: runs }, concurrency, pipeline).pipe(
       Effect.supervised(counter),
       Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
     )
@@ -76,9 +55,6 @@ const measureOn = (layer: Layer.Layer<Engine.Engine, unknown>, concurrency: numb
 
 export const measure = async () => ({
   memory: await measureOn(Engine.layer().pipe(Layer.provide(EventStore.layerMemory)), 1),
-  sqlite: await measureOn(Engine.layer().pipe(Layer.provide(SqliteStore.layer({ filename: freshFile("operations"), synchronous: "normal" }))), 1),
-  sqliteConcurrent: await measureOn(
-    Engine.layer().pipe(Layer.provide(SqliteStore.layer({ filename: freshFile("operations"), synchronous: "normal" }))),
-    workload.concurrency
-  )
+  sqlite: await measureOn(Ledgerflow.layer(freshFile("operations"), "normal"), 1),
+  sqliteConcurrent: await measureOn(Ledgerflow.layer(freshFile("operations"), "normal"), workload.concurrency)
 })
