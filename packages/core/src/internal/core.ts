@@ -9,10 +9,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import type { RunError } from "../Engine.js"
 import * as Event from "../Event.js"
 import type { EventStoreService, RunPatch, RunRecord } from "../EventStore.js"
 import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
+import type * as Pipeline from "../Pipeline.js"
 import { PastPivot, PipelineMismatch, RunInProgress, RunNotFound, RunNotResumable } from "../RunError.js"
 import type { StoreError } from "../StoreError.js"
 import { Leases } from "./leases.js"
@@ -165,4 +167,21 @@ export const pastPivot = (run: RunRecord, stepId: string, status: RunRecord["sta
       `run ${run.runId} is past its pivot: irreversible step ${stepId} completed, so nothing before it may be undone and the run can only go forward; resume it after fixing the cause (it was left ${
         status.replace("_", " ")
       })`
+  })
+
+/** The outcome of a finished run, as stored: its output, or its failure. */
+export const stored = <I, O, E, R>(
+  core: Core,
+  pipeline: Pipeline.Pipeline<I, O, E, R>,
+  run: RunRecord,
+  known?: Journal.RunState
+): Effect.Effect<O, RunError> =>
+  Effect.flatMap(known === undefined ? readState(core, run.runId) : Effect.succeed(known), (state): Effect.Effect<O, RunError> => {
+    if (state.status === "completed") {
+      return decodeStored(pipeline.codec.decodeOutput, state.output, "output", run.runId)
+    }
+    if (state.failure !== undefined) {
+      return Effect.fail(Failure.inRun(state.failure.failure, run.runId, state.failure.stepId))
+    }
+    return Effect.fail(notResumable(run))
   })

@@ -22,7 +22,7 @@ export const make = (store: EventStoreService, options: EngineOptions = {}) => {
   const service: EngineService = {
     owner: core.owner,
     run: (pipeline, input, runOptions) =>
-      Start.run(core, (p, runId) => Existing.rollback(core, p, runId), pipeline, input, runOptions),
+      Start.run(core, pipeline, input, runOptions),
     resume: (pipeline, runId, resumeOptions) => Existing.resume(core, pipeline, runId, resumeOptions),
     replay: (pipeline, runId) => Existing.replay(core, pipeline, runId),
     rollback: (pipeline, runId, rollbackOptions) => Existing.rollback(core, pipeline, runId, rollbackOptions),

@@ -25,13 +25,13 @@ import {
   notResumable,
   pastPivot,
   readState,
+  stored,
   waitForLease
 } from "./core.js"
 import type { Execution } from "./execution.js"
 import { open, runSpan, settle, takeOver } from "./executeRun.js"
 import * as Modes from "./modes.js"
 import { leaseLapsed } from "./owner.js"
-import { stored } from "./start.js"
 
 /** A run by id (or prefix) of this pipeline. */
 const openRun = (core: Core, pipeline: { readonly name: string }, runId: string) =>

@@ -10,23 +10,21 @@ import * as ParseResult from "effect/ParseResult"
 import type { RunError, RunOptions } from "../Engine.js"
 import * as Event from "../Event.js"
 import type { RunRecord } from "../EventStore.js"
-import * as Failure from "../Failure.js"
 import * as Journal from "../Journal.js"
 import type * as Pipeline from "../Pipeline.js"
 import type { RunContext } from "../RunContext.js"
 import { InvalidInput, KeyConflict, validateKey } from "../RunError.js"
 import { decideStart } from "./admission.js"
 import * as Breaker from "./breaker.js"
-import { type Core, decodeStored, inProgress, newRunId, notResumable, readState, waitForLease } from "./core.js"
+import { type Core, inProgress, newRunId, notResumable, readState, stored, waitForLease } from "./core.js"
 import { redeliver } from "./delivery.js"
 import { execute, takeOver } from "./executeRun.js"
+import { rollback } from "./existing.js"
 import { hashJson, toJson } from "./hash.js"
 import { leaseLapsed } from "./owner.js"
 
 export const run = <I, O, E, R>(
   core: Core,
-  /** Finish the rollback of a run whose worker died while undoing it. */
-  rollback: (pipeline: Pipeline.Pipeline<I, O, E, R>, runId: string) => Effect.Effect<unknown, RunError, Exclude<R, RunContext>>,
   pipeline: Pipeline.Pipeline<I, O, E, R>,
   input: I,
   options: RunOptions = {}
@@ -95,7 +93,8 @@ export const run = <I, O, E, R>(
             budget: options.budget
           })
         case "FinishRollback":
-          yield* rollback(pipeline, existing.runId)
+          // Its worker died while undoing it: finish the rollback.
+          yield* rollback(core, pipeline, existing.runId)
           continue
         case "Wait":
           yield* waitForLease(core, existing, now)
@@ -148,23 +147,6 @@ const claim = (
     ]
   })
 }
-
-/** The outcome of a finished run, as stored: its output, or its failure. */
-export const stored = <I, O, E, R>(
-  core: Core,
-  pipeline: Pipeline.Pipeline<I, O, E, R>,
-  run: RunRecord,
-  known?: Journal.RunState
-): Effect.Effect<O, RunError> =>
-  Effect.flatMap(known === undefined ? readState(core, run.runId) : Effect.succeed(known), (state): Effect.Effect<O, RunError> => {
-    if (state.status === "completed") {
-      return decodeStored(pipeline.codec.decodeOutput, state.output, "output", run.runId)
-    }
-    if (state.failure !== undefined) {
-      return Effect.fail(Failure.inRun(state.failure.failure, run.runId, state.failure.stepId))
-    }
-    return Effect.fail(notResumable(run))
-  })
 
 const keyConflict = (pipeline: { readonly name: string }, run: RunRecord, storedInputHash: string, inputHash: string) =>
   new KeyConflict({
