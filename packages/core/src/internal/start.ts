@@ -47,15 +47,19 @@ export const run = <I, O, E, R>(
     if (invalidKey !== undefined) return yield* Effect.fail(invalidKey)
     // This start is one delivery of its key: counted once, however long it waits for a running run.
     let delivered = false
+    // The run a lost claim returned (another worker created it first), this delivery counted on it: decided
+    // on as the store returned it, not read again.
+    let claimed: RunRecord | undefined
     while (true) {
       const now = yield* Clock.currentTimeMillis
-      const found = yield* core.store.findByKey(pipeline.name, key)
+      const found = claimed ?? Option.getOrUndefined(yield* core.store.findByKey(pipeline.name, key))
+      claimed = undefined
       // A key that has a run (a redelivery) is answered from it: one read, and one small write counting it.
-      const existing = Option.isNone(found)
+      const existing = found === undefined
         ? undefined
         : delivered
-        ? found.value
-        : yield* redeliver(core.store, found.value, now)
+        ? found
+        : yield* redeliver(core.store, found, now)
       if (existing !== undefined) delivered = true
       // A chosen key is bound to its first input (a derived key is the input's hash: it cannot differ).
       const known = existing === undefined || options.key === undefined ? undefined : yield* readState(core, existing.runId)
@@ -76,6 +80,7 @@ export const run = <I, O, E, R>(
           return yield* execute(core, pipeline, input, created.run, Journal.empty, { budget: options.budget })
         }
         // Another worker created it since the lookup; the claim counted this delivery. Decide on its run.
+        claimed = created.run
         delivered = true
         continue
       }
