@@ -70,6 +70,14 @@ export const decodeStored = <A>(
   ))
 }
 
+/** A run's journal and the input it was started with, decoded with the pipeline's Schema. */
+export const journalOf = <I, O, E, R>(core: Core, pipeline: Pipeline.Pipeline<I, O, E, R>, run: RunRecord) =>
+  Effect.flatMap(readState(core, run.runId), (state) =>
+    Effect.map(
+      decodeStored(pipeline.codec.decodeInput, state.started?.input, "input", run.runId),
+      (input) => ({ state, input })
+    ))
+
 /** A run by id or unique id prefix. */
 export const getRun = (core: Core, runIdOrPrefix: string): Effect.Effect<RunRecord, RunNotFound | StoreError> =>
   Effect.flatMap(core.store.getRun(runIdOrPrefix), (exact) => {

@@ -21,7 +21,7 @@ import { Pricing } from "../Pricing.js"
 import * as PricingTable from "../Pricing.js"
 import type { RunContext } from "../RunContext.js"
 import { BudgetTracker } from "./budget.js"
-import { bodiesOf, type Core, decodeStored, lease, readState } from "./core.js"
+import { bodiesOf, type Core, journalOf, lease } from "./core.js"
 import { Execution } from "./execution.js"
 import type { Outcome, Progress } from "./outcome.js"
 import type { Mode } from "./modes.js"
@@ -231,7 +231,6 @@ export const takeOver = <I, O, E, R>(
       requireExpired: options.requireExpired,
       patch: { status: "running", failure: null }
     })
-    const state = yield* readState(core, run.runId)
-    const input = yield* decodeStored(pipeline.codec.decodeInput, state.started?.input, "input", run.runId)
+    const { input, state } = yield* journalOf(core, pipeline, run)
     return yield* execute(core, pipeline, input, acquired, state, options)
   })

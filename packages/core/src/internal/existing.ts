@@ -18,9 +18,9 @@ import { RunNotResumable } from "../RunError.js"
 import {
   checkPipeline,
   type Core,
-  decodeStored,
   getRun,
   inProgress,
+  journalOf,
   lease,
   notResumable,
   pastPivot,
@@ -36,14 +36,6 @@ import { leaseLapsed } from "./owner.js"
 /** A run by id (or prefix) of this pipeline. */
 const openRun = (core: Core, pipeline: { readonly name: string }, runId: string) =>
   Effect.tap(getRun(core, runId), (run) => checkPipeline(pipeline, run))
-
-/** A run's journal and the input it was started with, decoded with the pipeline's Schema. */
-const journalOf = <I, O, E, R>(core: Core, pipeline: Pipeline.Pipeline<I, O, E, R>, run: RunRecord) =>
-  Effect.flatMap(readState(core, run.runId), (state) =>
-    Effect.map(
-      decodeStored(pipeline.codec.decodeInput, state.started?.input, "input", run.runId),
-      (input) => ({ state, input })
-    ))
 
 export const resume = <I, O, E, R>(
   core: Core,
