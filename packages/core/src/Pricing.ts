@@ -4,7 +4,9 @@
  * in the table is *unpriced*: its tokens are still counted, but it never silently costs $0.
  */
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Usage } from "./Usage.js"
 
@@ -71,6 +73,15 @@ export const defaultTable: PriceTable = {
 
 /** The price table in force. Optional: without it the engine and the ledger use `defaultTable`. */
 export class Pricing extends Context.Tag("@ledgerflow/core/Pricing")<Pricing, PriceTable>() {}
+
+/**
+ * The table in force: the `Pricing` service when one is provided, else `defaultTable`. Needs no service,
+ * so the engine and the ledger price with it whether or not a `Pricing` layer was given.
+ */
+export const current: Effect.Effect<PriceTable> = Effect.map(
+  Effect.serviceOption(Pricing),
+  Option.getOrElse(() => defaultTable)
+)
 
 /**
  * The default table with `overrides` laid over it (a model given here replaces the default entry);

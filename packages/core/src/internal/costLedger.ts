@@ -19,7 +19,7 @@ export const report = (
 ): Effect.Effect<Report, StoreError | Event.UnknownEvent, EventStore> =>
   Effect.gen(function*() {
     const store = yield* EventStore
-    const table = Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.defaultTable)
+    const table = yield* Pricing.current
     const since = options.since === undefined
       ? undefined
       : typeof options.since === "number"

@@ -9,7 +9,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type { RunError } from "../Engine.js"
 import * as Event from "../Event.js"
@@ -17,8 +16,7 @@ import type { RunRecord } from "../EventStore.js"
 import * as Failure from "../Failure.js"
 import type * as Journal from "../Journal.js"
 import type * as Pipeline from "../Pipeline.js"
-import { Pricing } from "../Pricing.js"
-import * as PricingTable from "../Pricing.js"
+import * as Pricing from "../Pricing.js"
 import type { RunContext } from "../RunContext.js"
 import { BudgetTracker } from "./budget.js"
 import { bodiesOf, type Core, journalOf, lease } from "./core.js"
@@ -47,7 +45,7 @@ export const open = (core: Core, pipeline: Pipeline.Any, run: RunRecord, state: 
     const budget = options.budget === undefined ? undefined : new BudgetTracker(
       run.runId,
       options.budget,
-      Option.getOrElse(yield* Effect.serviceOption(Pricing), () => PricingTable.defaultTable),
+      yield* Pricing.current,
       state
     )
     const bodies = yield* bodiesOf(core, run.runId, state)
