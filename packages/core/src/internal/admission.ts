@@ -4,13 +4,7 @@
  * finished rollback).
  */
 import type { RunRecord } from "../EventStore.js"
-
-/** Why a run's lease no longer holds (see `leaseLapsed`): it ran out, or its owner's process is gone. */
-export interface Lapse {
-  readonly why: string
-  /** The lease's time ran out (the store checks it again when the run is taken). */
-  readonly timedOut: boolean
-}
+import type { Lapse } from "./owner.js"
 
 export interface StartFacts {
   /** The run this key belongs to, if any. */

@@ -31,7 +31,7 @@ import {
 import type { Execution } from "./execution.js"
 import { open, runSpan, settle, takeOver } from "./executeRun.js"
 import * as Modes from "./modes.js"
-import { leaseLapsed } from "./owner.js"
+import { type Lapse, leaseLapsed } from "./owner.js"
 
 /** A run by id (or prefix) of this pipeline. */
 const openRun = (core: Core, pipeline: { readonly name: string }, runId: string) =>
@@ -124,7 +124,7 @@ export const undo = <I, O, E, R>(
   Effect.gen(function*() {
     let existing = yield* openRun(core, pipeline, runId)
     // Why the holder's lease no longer holds (timed out, or its process on this host is gone), if held.
-    let lapsed: ReturnType<typeof leaseLapsed>
+    let lapsed: Lapse | undefined
     while (true) {
       const now = yield* Clock.currentTimeMillis
       if (existing.status === "completed") {

@@ -73,6 +73,13 @@ export const ownerGone = (owner: string): string | undefined => {
     : undefined
 }
 
+/** Why a run's lease no longer holds (see `leaseLapsed`): it ran out, or its owner's process is gone. */
+export interface Lapse {
+  readonly why: string
+  /** The lease's time ran out (the store checks it again when the run is taken). */
+  readonly timedOut: boolean
+}
+
 /**
  * Why a run's lease no longer holds, or undefined while it does: it ran out (`timedOut`: the store checks
  * that again when it is taken), or its owner's process is gone (the store's token check alone guards the
@@ -81,7 +88,7 @@ export const ownerGone = (owner: string): string | undefined => {
 export const leaseLapsed = (
   run: { readonly owner: string; readonly leaseExpiresAt: number },
   now: number
-): { readonly why: string; readonly timedOut: boolean } | undefined => {
+): Lapse | undefined => {
   if (run.leaseExpiresAt <= now) return { why: `the lease of ${run.owner} expired`, timedOut: true }
   const gone = ownerGone(run.owner)
   return gone === undefined ? undefined : { why: `the owner ${run.owner} is gone (${gone})`, timedOut: false }
