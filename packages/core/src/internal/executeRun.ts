@@ -30,8 +30,8 @@ import * as Tracing from "./tracing.js"
 
 export interface ExecutionOptions {
   readonly mode: Mode
-  /** Re-execute steps whose input differs from the journal's instead of refusing them. */
-  readonly reexecuteDiverged?: boolean
+  /** Re-execute steps whose input differs from the journal's instead of refusing them (default false). */
+  readonly reexecuteDiverged?: boolean | undefined
   /** The run's worker died mid-run (a rollback of a crash, not of a known failure). */
   readonly crashed?: boolean
   /** The run's spending limit (the pipeline's, overridden by the run's), priced with the `Pricing` service. */
@@ -80,12 +80,12 @@ export const execute = <I, O, E, R>(
   input: I,
   run: RunRecord,
   state: Journal.RunState,
-  options: { readonly reexecuteDiverged?: boolean; readonly budget?: Pipeline.Budget | undefined } = {}
+  options: { readonly reexecuteDiverged?: boolean | undefined; readonly budget?: Pipeline.Budget | undefined } = {}
 ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
   Effect.gen(function*() {
     const execution = yield* open(core, pipeline, run, state, {
       mode: Modes.execute,
-      reexecuteDiverged: options.reexecuteDiverged ?? false,
+      reexecuteDiverged: options.reexecuteDiverged,
       budget: budgetOf(pipeline, options.budget)
     })
     if (pipeline.preflight !== undefined) {
@@ -212,7 +212,7 @@ const releaseLease = (core: Core, runId: string, token: number) =>
 export interface TakeOver {
   readonly reason: string
   readonly requireExpired: boolean
-  readonly reexecuteDiverged?: boolean
+  readonly reexecuteDiverged?: boolean | undefined
   readonly budget?: Pipeline.Budget | undefined
 }
 

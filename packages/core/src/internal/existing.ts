@@ -44,7 +44,7 @@ export const resume = <I, O, E, R>(
   options: ResumeOptions = {}
 ): Effect.Effect<O, RunError, Exclude<R, RunContext>> =>
   Effect.gen(function*() {
-    const again = { reexecuteDiverged: options.reexecuteDiverged ?? false, budget: options.budget }
+    const again = { reexecuteDiverged: options.reexecuteDiverged, budget: options.budget }
     while (true) {
       const existing = yield* openRun(core, pipeline, runId)
       const now = yield* Clock.currentTimeMillis
