@@ -109,17 +109,25 @@ export const execute = <I, O, E, R>(
     Effect.onInterrupt(() => releaseLease(core, run.runId, run.leaseToken))
   )
 
-/** A run's span: an execution of it (a start, a resume, a replay, a rollback), its steps and compensations inside. */
+/**
+ * A run's span: an execution of it (a start, a resume, a replay, a rollback), its steps and compensations
+ * inside. Its attributes are built only when traced: an untraced execution allocates nothing for it.
+ */
 export const runSpan = (run: RunRecord, mode: Mode["name"]) =>
-  Tracing.traced("ledgerflow.run", {
-    attributes: {
-      "ledgerflow.run_id": run.runId,
-      "ledgerflow.pipeline": run.pipeline,
-      "ledgerflow.pipeline.version": run.version,
-      "ledgerflow.key": run.key,
-      "ledgerflow.mode": mode
-    }
-  })
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Tracing.current((on) =>
+    on
+      ? Tracing.span(true, "ledgerflow.run", {
+        attributes: {
+          "ledgerflow.run_id": run.runId,
+          "ledgerflow.pipeline": run.pipeline,
+          "ledgerflow.pipeline.version": run.version,
+          "ledgerflow.key": run.key,
+          "ledgerflow.mode": mode
+        }
+      })(effect)
+      : effect
+  )
 
 const finish = <I, O, E, R>(
   execution: Execution,
