@@ -289,7 +289,7 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
       const { client } = yield* AnthropicClient
       const { params } = request(input)
       // Read once: untraced, the call builds no span attributes and prices nothing (no span would receive them).
-      const traced = yield* Tracing.current((traced) => Effect.succeed(traced))
+      const traced = yield* Tracing.enabled
       const message = yield* call(client, params, options.stream === true).pipe(
         Effect.tap((reply) => Tracing.annotate(traced, replyAttributes(reply))),
         Tracing.span(traced, `chat ${options.model}`, {
@@ -314,7 +314,7 @@ export const messageStep = <I = void, O = string>(options: MessageStepOptions<I,
       // Reported before anything below can fail: the call is paid, whatever becomes of its reply.
       yield* context.reportUsage(usage)
       if (traced) {
-        const priced = Pricing.cost(Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.defaultTable), usage)
+        const priced = Pricing.cost(yield* Pricing.current, usage)
         if (priced._tag === "Priced") yield* Effect.annotateCurrentSpan("ledgerflow.cost.usd", priced.usd)
       }
       const ceiling = options.contextCeiling

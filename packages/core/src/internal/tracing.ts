@@ -25,6 +25,9 @@ export const current = <A, E, R>(
     return f(traced, traced ? Context.getOrElse(fiber.currentContext, Tracer.ParentSpan, () => undefined) : undefined)
   })
 
+/** Whether spans made now reach a tracer someone provided. */
+export const enabled: Effect.Effect<boolean> = current((traced) => Effect.succeed(traced))
+
 export interface SpanOptions {
   readonly attributes?: Readonly<Record<string, unknown>>
   readonly kind?: Tracer.SpanKind
